@@ -1,0 +1,150 @@
+"""Self-loops and adjacency normalisations, computed through the graph contract.
+
+Each function takes an ``edge_index [2, E]`` or a graph and optional edge weights ``[E]`` (aligned
+with the graph's edges) and returns edge weights of the normalised matrix. Degrees are in-degrees
+(row sums of ``A`` with ``A[i, j]`` the edge ``j -> i``) of the WHOLE graph, also on a partition:
+source-side degrees of halo nodes come from their owners through ``gather_src``.
+
+=====================  ===============================================================
+``gcn_norm``           ``D̂^-1/2 (A + I) D̂^-1/2``, remaining self-loops added first
+``sym_norm``           ``D^-1/2 A D^-1/2``, no loops added; zero-degree nodes give 0
+``rw_norm``            ``D^-1 A`` (row-normalised random walk), no loops added
+``scaled_laplacian``   ``L̃ = (2 / lambda_max) (I - sym(A)) - I``, loops appended
+=====================  ===============================================================
+
+Unweighted results are cached on the graph object (never on a layer).
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from ..graph import Graph, as_graph
+
+
+def _inv_pow(deg: Tensor, p: float) -> Tensor:
+    out = deg.pow(-p)
+    return out.masked_fill_(deg == 0, 0.0)
+
+
+def add_self_loops(graph: Tensor | Graph, edge_weight: Tensor | None = None, fill_value: float = 1.0):
+    """Remaining self-loops: every (owned) node gets exactly one loop of weight ``fill_value``.
+
+    Existing loops are dropped and replaced (never doubled). Returns ``(graph_with_loops,
+    edge_weight_with_loops)``; the weights are ``None`` when ``edge_weight`` is ``None``. The new
+    edges are the kept edges in their original order followed by the loops ``0 .. N-1``.
+    """
+    g = as_graph(graph)
+
+    def build():
+        src, dst = g.edge_index
+        keep = src != dst  # on a partition, halo ids never equal owned ids
+        loops = torch.arange(g.num_nodes, device=g.device)
+        return g.with_edges(torch.cat([g.edge_index[:, keep], torch.stack([loops, loops])], 1)), keep
+
+    g2, keep = g.cached("remaining_self_loops", build)
+    if edge_weight is None:
+        return g2, None
+    w = torch.cat([edge_weight[keep], edge_weight.new_full((g.num_nodes,), fill_value)])
+    return g2, w
+
+
+def append_self_loops(graph: Tensor | Graph) -> Graph:
+    """The graph with one extra loop per owned node appended (existing loops are kept)."""
+    g = as_graph(graph)
+
+    def build():
+        loops = torch.arange(g.num_nodes, device=g.device)
+        return g.with_edges(torch.cat([g.edge_index, torch.stack([loops, loops])], 1))
+
+    return g.cached("appended_self_loops", build)
+
+
+def _scaled(g: Graph, edge_weight: Tensor | None, dtype: torch.dtype, p_src: float, p_dst: float) -> Tensor:
+    """``w_e * deg[dst]^-p_dst * deg[src]^-p_src`` with whole-graph in-degrees."""
+    deg = g.in_degree(edge_weight, dtype=dtype)  # (N,)
+    src, dst = g.edge_index
+    w = _inv_pow(deg, p_dst).index_select(0, dst)  # (E,)
+    if p_src:
+        w = w * g.gather_src(_inv_pow(deg, p_src)).index_select(0, src)
+    return w if edge_weight is None else w * edge_weight
+
+
+def _cached_norm(g: Graph, name: str, edge_weight: Tensor | None, dtype: torch.dtype, build):
+    if edge_weight is None:
+        return g.cached((name, dtype), build)
+    return build()
+
+
+def gcn_norm(
+    graph: Tensor | Graph, edge_weight: Tensor | None = None, *, dtype: torch.dtype = torch.float32
+) -> tuple[Graph, Tensor]:
+    """``gcn(A) = D̂^-1/2 (A + I) D̂^-1/2``. Returns ``(graph_with_loops, weights [E + N])``."""
+    g, w = add_self_loops(graph, edge_weight)
+    dtype = edge_weight.dtype if edge_weight is not None else dtype
+    return g, _cached_norm(g, "gcn_norm", w, dtype, lambda: _scaled(g, w, dtype, 0.5, 0.5))
+
+
+def sym_norm(
+    graph: Tensor | Graph, edge_weight: Tensor | None = None, *, dtype: torch.dtype = torch.float32
+) -> Tensor:
+    """``sym(A) = D^-1/2 A D^-1/2`` as weights ``[E]`` (no loops added; degree 0 gives 0)."""
+    g = as_graph(graph)
+    dtype = edge_weight.dtype if edge_weight is not None else dtype
+    return _cached_norm(g, "sym_norm", edge_weight, dtype, lambda: _scaled(g, edge_weight, dtype, 0.5, 0.5))
+
+
+def rw_norm(
+    graph: Tensor | Graph, edge_weight: Tensor | None = None, *, dtype: torch.dtype = torch.float32
+) -> Tensor:
+    """``rw(A) = D^-1 A`` (each target's incoming weights sum to 1) as weights ``[E]``."""
+    g = as_graph(graph)
+    dtype = edge_weight.dtype if edge_weight is not None else dtype
+    return _cached_norm(g, "rw_norm", edge_weight, dtype, lambda: _scaled(g, edge_weight, dtype, 0.0, 1.0))
+
+
+def scaled_laplacian(
+    graph: Tensor | Graph,
+    edge_weight: Tensor | None = None,
+    lambda_max: float = 2.0,
+    *,
+    dtype: torch.dtype = torch.float32,
+) -> tuple[Graph, Tensor]:
+    """``L̃ = (2 / lambda_max) (I - sym(A)) - I``. Returns ``(graph_with_loops, weights [E + N])``.
+
+    The graph is the original edges (weights ``-(2 / lambda_max) sym(A)``) followed by one appended
+    loop per node (weight ``2 / lambda_max - 1``); an existing loop of ``A`` simply adds to it.
+    """
+    if not lambda_max > 0:
+        raise ValueError(f"lambda_max must be positive, got {lambda_max}")
+    g = as_graph(graph)
+    sym = sym_norm(g, edge_weight, dtype=dtype)
+    scale = 2.0 / float(lambda_max)
+    diag = sym.new_full((g.num_nodes,), scale - 1.0)
+    return append_self_loops(g), torch.cat([-scale * sym, diag])
+
+
+def estimate_lambda_max(
+    graph: Tensor | Graph, edge_weight: Tensor | None = None, *, iterations: int = 100, dtype=torch.float64
+) -> float:
+    """Largest eigenvalue of ``I - sym(A)`` by power iteration (works on a partition too).
+
+    The start vector depends only on global node ids, so every partition of a graph gives the
+    same estimate up to rounding.
+    """
+    from .sparse import spmm
+
+    g = as_graph(graph)
+    ids = getattr(g, "node_ids", None)
+    ids = torch.arange(g.num_nodes, device=g.device) if ids is None else ids
+    v = (ids.to(dtype) * 1.2345).cos() + 1.5  # (N,)
+    sym = sym_norm(g, None if edge_weight is None else edge_weight.to(dtype), dtype=dtype)
+    lam = torch.zeros((), dtype=dtype)
+    for _ in range(iterations):
+        lv = v - spmm(g.csr(), sym, g.gather_src(v))  # (I - sym) v
+        norm = g.all_reduce((lv * lv).sum()).sqrt()
+        if norm == 0:
+            return 0.0
+        lam = g.all_reduce((v * lv).sum()) / g.all_reduce((v * v).sum())
+        v = lv / norm
+    return float(lam)

@@ -1,0 +1,130 @@
+"""Sparse-dense products over an edge list, with a cached CSR view.
+
+Aggregating ``sum_{j -> i} w_ji x_j`` with ``index_select`` + ``index_add`` moves ``E x F`` values
+through memory twice; a CSR sparse-dense product does the same sum in one pass. On 2 cores, 100k
+nodes, 2M edges, 64 features (fwd+bwd) the product is ~13x faster (``benchmarks/ops.py``). Its
+backward needs ``A^T``, so :class:`CSR` keeps both orientations, built once per graph.
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+# dtypes the CPU/CUDA CSR kernels accept; others fall back to gather + index_add.
+_SPMM_DTYPES = (torch.float32, torch.float64)
+_SDDMM_CHUNK = 1 << 18
+
+
+@dataclass(frozen=True, eq=False)
+class CSR:
+    """Both orientations of the pattern of ``A [num_rows, num_cols]`` with ``A[dst, src] = w``.
+
+    Fields (``E`` edges, given in *edge order*, the order of the graph's ``edge_index``):
+        crow [num_rows + 1], col [E]: rows = targets, columns = sources, sorted by row (stable)
+        perm [E]: CSR position k holds edge ``perm[k]``
+        row [E]: target of each CSR position (for the value gradient)
+        crow_t [num_cols + 1], col_t [E], perm_t [E]: the same for ``A^T``
+    """
+
+    num_rows: int
+    num_cols: int
+    crow: Tensor
+    col: Tensor
+    perm: Tensor
+    row: Tensor
+    crow_t: Tensor
+    col_t: Tensor
+    perm_t: Tensor
+
+    @classmethod
+    def from_edges(cls, src: Tensor, dst: Tensor, num_rows: int, num_cols: int) -> "CSR":
+        perm = torch.argsort(dst, stable=True)
+        perm_t = torch.argsort(src, stable=True)
+        return cls(
+            num_rows=num_rows,
+            num_cols=num_cols,
+            crow=_compress(dst, num_rows),
+            col=src[perm],
+            perm=perm,
+            row=dst[perm],
+            crow_t=_compress(src, num_cols),
+            col_t=dst[perm_t],
+            perm_t=perm_t,
+        )
+
+    @property
+    def num_edges(self) -> int:
+        return int(self.col.numel())
+
+    def matrix(self, values: Tensor, transpose: bool = False) -> Tensor:
+        """The sparse CSR tensor with ``values`` given in edge order."""
+        if transpose:
+            crow, col, perm, size = self.crow_t, self.col_t, self.perm_t, (self.num_cols, self.num_rows)
+        else:
+            crow, col, perm, size = self.crow, self.col, self.perm, (self.num_rows, self.num_cols)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*Sparse CSR tensor support is in beta.*")
+            return torch.sparse_csr_tensor(
+                crow, col, values.index_select(0, perm), size, check_invariants=False
+            )
+
+
+def _compress(index: Tensor, n: int) -> Tensor:
+    crow = torch.zeros(n + 1, dtype=torch.long, device=index.device)
+    torch.cumsum(torch.bincount(index, minlength=n), 0, out=crow[1:])
+    return crow
+
+
+class _SpMM(torch.autograd.Function):
+    """``out = A(values) @ x`` with gradients for ``values [E]`` and ``x [num_cols, K]``."""
+
+    @staticmethod
+    def forward(ctx, values: Tensor, x: Tensor, csr: CSR) -> Tensor:
+        ctx.csr = csr
+        ctx.save_for_backward(values, x)
+        return torch.sparse.mm(csr.matrix(values), x)  # (R, K)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        values, x = ctx.saved_tensors
+        csr: CSR = ctx.csr
+        grad = grad.contiguous()
+        grad_values = grad_x = None
+        if ctx.needs_input_grad[1]:
+            grad_x = torch.sparse.mm(csr.matrix(values, transpose=True), grad)  # (C, K)
+        if ctx.needs_input_grad[0]:
+            grad_values = _sddmm(csr, grad, x)
+        return grad_values, grad_x, None
+
+
+def _sddmm(csr: CSR, a: Tensor, b: Tensor) -> Tensor:
+    """``out[e] = <a[dst_e], b[src_e]>`` in edge order, in chunks to bound memory."""
+    out_csr = a.new_empty(csr.num_edges)
+    for s in range(0, csr.num_edges, _SDDMM_CHUNK):
+        rows = csr.row[s : s + _SDDMM_CHUNK]
+        cols = csr.col[s : s + _SDDMM_CHUNK]
+        out_csr[s : s + _SDDMM_CHUNK] = (a.index_select(0, rows) * b.index_select(0, cols)).sum(-1)
+    out = torch.empty_like(out_csr)
+    out[csr.perm] = out_csr
+    return out
+
+
+def spmm(csr: CSR, values: Tensor | None, x: Tensor) -> Tensor:
+    """``out[i] = sum_{e: j -> i} values[e] * x[j]`` for ``x [num_cols, *]`` -> ``[num_rows, *]``.
+
+    ``values`` is ``[E]`` in edge order (``None`` means all ones). Differentiable in both.
+    """
+    trailing = tuple(x.shape[1:])
+    x2 = x.reshape(x.shape[0], -1)  # (C, K)
+    if values is None:
+        values = x2.new_ones(csr.num_edges)
+    if x2.dtype in _SPMM_DTYPES and values.dtype == x2.dtype and x2.numel() > 0 and csr.num_edges > 0:
+        out = _SpMM.apply(values, x2.contiguous(), csr)
+    else:  # empty, or a dtype the sparse kernels lack: gather + index_add in CSR order
+        w = values.to(x2.dtype).index_select(0, csr.perm).unsqueeze(-1)  # (E, 1)
+        msg = x2.index_select(0, csr.col) * w  # (E, K)
+        out = x2.new_zeros(csr.num_rows, x2.shape[1]).index_add(0, csr.row, msg)  # (R, K)
+    return out.view((csr.num_rows,) + trailing)
