@@ -7,6 +7,7 @@ backward needs ``A^T``, so :class:`CSR` keeps both orientations, built once per 
 """
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import dataclass
 
@@ -118,7 +119,7 @@ def spmm(csr: CSR, values: Tensor | None, x: Tensor) -> Tensor:
     ``values`` is ``[E]`` in edge order (``None`` means all ones). Differentiable in both.
     """
     trailing = tuple(x.shape[1:])
-    x2 = x.reshape(x.shape[0], -1)  # (C, K)
+    x2 = x.reshape(x.shape[0], math.prod(trailing))  # (C, K)
     if values is None:
         values = x2.new_ones(csr.num_edges)
     if x2.dtype in _SPMM_DTYPES and values.dtype == x2.dtype and x2.numel() > 0 and csr.num_edges > 0:
