@@ -10,7 +10,7 @@ from torch.nn.parameter import UninitializedParameter
 from ..ops import add_self_loops, segment_softmax
 from .base import MessagePassing, broadcast_edges
 from .modes import ALL_MODES, prepare
-from .utils import Activation, Initializer, check_positive_int, check_rate, get_activation, get_initializer
+from .utils import Activation, Initializer, check_positive_int, check_rate, dropout, get_activation, get_initializer
 
 
 class GATConv(LazyModuleMixin, MessagePassing):
@@ -109,13 +109,14 @@ class GATConv(LazyModuleMixin, MessagePassing):
     def forward(self, x: Tensor, a, mask: Tensor | None = None):
         inp = prepare("GATConv", self.MODES, x, a, mask=mask)
         g = add_self_loops(inp.graph)[0] if self.add_self_loops else inp.graph
-        h = torch.einsum("...f,fhc->...hc", inp.x, self.kernel)  # (N, *, H, C)
-        s_self = torch.einsum("...hc,ch->...h", h, self.attn_kernel_self[..., 0])  # (N, *, H)
-        s_neigh = torch.einsum("...hc,ch->...h", h, self.attn_kernel_neighs[..., 0])  # (N, *, H)
+        f, heads, c = self.kernel.shape
+        h = (inp.x @ self.kernel.reshape(f, heads * c)).unflatten(-1, (heads, c))  # (N, *, H, C)
+        s_self = (h * self.attn_kernel_self[..., 0].t()).sum(-1)  # (N, *, H)
+        s_neigh = (h * self.attn_kernel_neighs[..., 0].t()).sum(-1)  # (N, *, H)
         ev = self.lift(g, s_i=s_self, s_j=s_neigh)
         scores = F.leaky_relu(ev["s_i"] + ev["s_j"], 0.2)  # (E, *, H)
         alpha = segment_softmax(scores, g.edge_index[1], g.num_nodes)  # (E, *, H)
-        alpha_used = F.dropout(alpha, self.dropout_rate, self.training) if self.dropout_rate else alpha
+        alpha_used = dropout(alpha, self.dropout_rate, self.training)
         out = self.propagate(h, g, edge_weight=alpha_used)  # (N, *, H, C)
         out = out.flatten(-2) if self.concat_heads else out.mean(-2)  # (N, *, H*C) or (N, *, C)
         if self.bias is not None:

@@ -27,14 +27,16 @@ def _inv_pow(deg: Tensor, p: float) -> Tensor:
     return out.masked_fill_(deg == 0, 0.0)
 
 
-def add_self_loops(graph: Tensor | Graph, edge_weight: Tensor | None = None, fill_value: float = 1.0):
+def add_self_loops(
+    graph: Tensor | Graph, edge_weight: Tensor | None = None, fill_value: float = 1.0, *, num_nodes: int | None = None
+):
     """Remaining self-loops: every (owned) node gets exactly one loop of weight ``fill_value``.
 
     Existing loops are dropped and replaced (never doubled). Returns ``(graph_with_loops,
     edge_weight_with_loops)``; the weights are ``None`` when ``edge_weight`` is ``None``. The new
     edges are the kept edges in their original order followed by the loops ``0 .. N-1``.
     """
-    g = as_graph(graph)
+    g = as_graph(graph, num_nodes)
 
     def build():
         src, dst = g.edge_index
@@ -49,9 +51,9 @@ def add_self_loops(graph: Tensor | Graph, edge_weight: Tensor | None = None, fil
     return g2, w
 
 
-def append_self_loops(graph: Tensor | Graph) -> Graph:
+def append_self_loops(graph: Tensor | Graph, *, num_nodes: int | None = None) -> Graph:
     """The graph with one extra loop per owned node appended (existing loops are kept)."""
-    g = as_graph(graph)
+    g = as_graph(graph, num_nodes)
 
     def build():
         loops = torch.arange(g.num_nodes, device=g.device)
@@ -77,28 +79,40 @@ def _cached_norm(g: Graph, name: str, edge_weight: Tensor | None, dtype: torch.d
 
 
 def gcn_norm(
-    graph: Tensor | Graph, edge_weight: Tensor | None = None, *, dtype: torch.dtype = torch.float32
+    graph: Tensor | Graph,
+    edge_weight: Tensor | None = None,
+    *,
+    dtype: torch.dtype = torch.float32,
+    num_nodes: int | None = None,
 ) -> tuple[Graph, Tensor]:
     """``gcn(A) = D̂^-1/2 (A + I) D̂^-1/2``. Returns ``(graph_with_loops, weights [E + N])``."""
-    g, w = add_self_loops(graph, edge_weight)
+    g, w = add_self_loops(graph, edge_weight, num_nodes=num_nodes)
     dtype = edge_weight.dtype if edge_weight is not None else dtype
     return g, _cached_norm(g, "gcn_norm", w, dtype, lambda: _scaled(g, w, dtype, 0.5, 0.5))
 
 
 def sym_norm(
-    graph: Tensor | Graph, edge_weight: Tensor | None = None, *, dtype: torch.dtype = torch.float32
+    graph: Tensor | Graph,
+    edge_weight: Tensor | None = None,
+    *,
+    dtype: torch.dtype = torch.float32,
+    num_nodes: int | None = None,
 ) -> Tensor:
     """``sym(A) = D^-1/2 A D^-1/2`` as weights ``[E]`` (no loops added; degree 0 gives 0)."""
-    g = as_graph(graph)
+    g = as_graph(graph, num_nodes)
     dtype = edge_weight.dtype if edge_weight is not None else dtype
     return _cached_norm(g, "sym_norm", edge_weight, dtype, lambda: _scaled(g, edge_weight, dtype, 0.5, 0.5))
 
 
 def rw_norm(
-    graph: Tensor | Graph, edge_weight: Tensor | None = None, *, dtype: torch.dtype = torch.float32
+    graph: Tensor | Graph,
+    edge_weight: Tensor | None = None,
+    *,
+    dtype: torch.dtype = torch.float32,
+    num_nodes: int | None = None,
 ) -> Tensor:
     """``rw(A) = D^-1 A`` (each target's incoming weights sum to 1) as weights ``[E]``."""
-    g = as_graph(graph)
+    g = as_graph(graph, num_nodes)
     dtype = edge_weight.dtype if edge_weight is not None else dtype
     return _cached_norm(g, "rw_norm", edge_weight, dtype, lambda: _scaled(g, edge_weight, dtype, 0.0, 1.0))
 
@@ -109,6 +123,7 @@ def scaled_laplacian(
     lambda_max: float = 2.0,
     *,
     dtype: torch.dtype = torch.float32,
+    num_nodes: int | None = None,
 ) -> tuple[Graph, Tensor]:
     """``L̃ = (2 / lambda_max) (I - sym(A)) - I``. Returns ``(graph_with_loops, weights [E + N])``.
 
@@ -117,7 +132,7 @@ def scaled_laplacian(
     """
     if not lambda_max > 0:
         raise ValueError(f"lambda_max must be positive, got {lambda_max}")
-    g = as_graph(graph)
+    g = as_graph(graph, num_nodes)
     sym = sym_norm(g, edge_weight, dtype=dtype)
     scale = 2.0 / float(lambda_max)
     diag = sym.new_full((g.num_nodes,), scale - 1.0)
@@ -125,7 +140,12 @@ def scaled_laplacian(
 
 
 def estimate_lambda_max(
-    graph: Tensor | Graph, edge_weight: Tensor | None = None, *, iterations: int = 100, dtype=torch.float64
+    graph: Tensor | Graph,
+    edge_weight: Tensor | None = None,
+    *,
+    iterations: int = 100,
+    dtype=torch.float64,
+    num_nodes: int | None = None,
 ) -> float:
     """Largest eigenvalue of ``I - sym(A)`` by power iteration (works on a partition too).
 
@@ -134,7 +154,7 @@ def estimate_lambda_max(
     """
     from .sparse import spmm
 
-    g = as_graph(graph)
+    g = as_graph(graph, num_nodes)
     ids = getattr(g, "node_ids", None)
     ids = torch.arange(g.num_nodes, device=g.device) if ids is None else ids
     v = (ids.to(dtype) * 1.2345).cos() + 1.5  # (N,)

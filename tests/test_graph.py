@@ -1,0 +1,101 @@
+import threading
+
+import pytest
+import torch
+
+from distgnn.graph import Graph, GraphError, as_graph, run_parts, split_graph
+from tests.graphs import ASSIGNMENTS, random_graph
+
+
+def test_as_graph_caches_per_tensor_and_sees_in_place_changes():
+    ei = torch.tensor([[0, 1], [1, 2]])
+    g = as_graph(ei)
+    assert as_graph(ei) is g and as_graph(g) is g
+    ei[0, 0] = 2  # in-place change bumps the version counter
+    g2 = as_graph(ei)
+    assert g2 is not g and g2.edge_index[0, 0] == 2
+
+
+@pytest.mark.parametrize(
+    "ei,n,match",
+    [
+        (torch.tensor([0, 1]), None, r"must have shape \[2, E\]"),
+        (torch.tensor([[0.0], [1.0]]), None, "must be int64"),
+        (torch.tensor([[0, -1], [1, 0]]), None, "negative node id"),
+        (torch.tensor([[0, 5], [1, 0]]), 3, "refers to node 5 but the graph has 3 nodes"),
+        ([[0, 1], [1, 0]], None, "expected an edge_index LongTensor"),
+    ],
+    ids=["1d", "float", "negative", "out-of-range", "list"],
+)
+def test_bad_edge_index_is_a_clear_error(ei, n, match):
+    with pytest.raises(GraphError, match=match):
+        as_graph(ei, n)
+
+
+@pytest.mark.parametrize("split", list(ASSIGNMENTS))
+def test_split_graph_invariants(split):
+    ei, n = random_graph()
+    assignment = ASSIGNMENTS[split]
+    parts = split_graph(ei, assignment, n, num_parts=int(assignment.max()) + 1)
+    owned = torch.cat([g.node_ids for g in parts])
+    assert torch.equal(owned.sort().values, torch.arange(n)), "each node owned exactly once"
+    eids = torch.cat([g.edge_ids for g in parts])
+    assert torch.equal(eids.sort().values, torch.arange(ei.shape[1])), "each edge stored exactly once"
+    for g in parts:
+        glob = torch.cat([g.node_ids, g.halo_ids])
+        src, dst = glob[g.edge_index[0]], g.node_ids[g.edge_index[1]]
+        assert torch.equal(torch.stack([src, dst]), ei[:, g.edge_ids]), "edges map back to the originals"
+        assert torch.all(assignment[dst] == g.part), "edges stored at their target's owner"
+        foreign = ei[0, assignment[ei[1]] == g.part]
+        foreign = torch.unique(foreign[assignment[foreign] != g.part])
+        assert torch.equal(g.halo_ids.sort().values, foreign), "halo = foreign sources of owned targets"
+        assert torch.equal(g.in_degree(), torch.bincount(ei[1], minlength=n)[g.node_ids].float())
+
+
+def test_gather_scatter_are_adjoint_and_all_reduce_sums():
+    ei, n = random_graph()
+    parts = split_graph(ei, ASSIGNMENTS["3-parts"], n)
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(n, 2, generator=g, dtype=torch.float64)
+    ys = [torch.randn(p.num_src_nodes, 2, generator=g, dtype=torch.float64) for p in parts]
+    res = run_parts(parts, lambda p, gr: (gr.gather_src(x[gr.node_ids]), gr.scatter_src(ys[p]), gr.all_reduce(torch.tensor([float(p + 1)]))))
+    lhs = sum(float((r[0] * ys[p]).sum()) for p, r in enumerate(res))  # <gather(x), y>
+    rhs = sum(float((x[gr.node_ids] * r[1]).sum()) for gr, r in zip(parts, res))  # <x, scatter(y)>
+    assert abs(lhs - rhs) < 1e-12
+    assert all(float(r[2]) == 6.0 for r in res)
+    for gr, r in zip(parts, res):
+        torch.testing.assert_close(r[0], x[torch.cat([gr.node_ids, gr.halo_ids])])
+    out_deg = run_parts(parts, lambda p, gr: gr.out_degree())
+    for gr, d in zip(parts, out_deg):
+        assert torch.equal(d, torch.bincount(ei[0], minlength=n)[gr.node_ids].float())
+
+
+def test_a_failing_part_raises_instead_of_hanging():
+    ei, n = random_graph()
+    parts = split_graph(ei, ASSIGNMENTS["2-parts"], n, timeout=10)
+
+    def fn(p, g):
+        if p == 1:
+            raise KeyError("boom on part 1")
+        return g.gather_src(torch.zeros(g.num_nodes, 1))
+
+    with pytest.raises(KeyError, match="boom on part 1"):
+        run_parts(parts, fn)
+    assert threading.active_count() < 5
+    # the group is usable again afterwards
+    out = run_parts(parts, lambda p, g: g.all_reduce(torch.ones(1)))
+    assert [float(o) for o in out] == [2.0, 2.0]
+
+
+def test_partitioned_graph_checks_row_count():
+    ei, n = random_graph()
+    parts = split_graph(ei, ASSIGNMENTS["2-parts"], n, timeout=10)
+    with pytest.raises(GraphError, match="x has 3 rows but the part owns 6 nodes"):
+        run_parts(parts, lambda p, g: g.gather_src(torch.zeros(3, 1)))
+
+
+def test_dense_graph_and_split_errors():
+    g, w = Graph.from_dense(torch.tensor([[0.0, 2.0], [0.0, 0.0]]))
+    assert torch.equal(g.edge_index, torch.tensor([[1], [0]])) and torch.equal(w, torch.tensor([2.0]))
+    with pytest.raises(GraphError, match=r"assignment must be \[N\] with N=12"):
+        split_graph(random_graph()[0], torch.zeros(3, dtype=torch.long), 12)
