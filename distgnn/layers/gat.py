@@ -132,6 +132,8 @@ class GATConv(LazyModuleMixin, MessagePassing):
             dense = alpha.new_zeros(b * n, n, self.attn_heads)
             src, dst = g.edge_index
             dense[dst, src % n] = alpha
+            if inp.mask is not None:  # masked nodes: zero rows, like their outputs
+                dense = dense * inp.mask.view(-1, 1, 1).to(dense.dtype)
             return dense.view(b, n, n, self.attn_heads)
         return g.edge_index, alpha
 
