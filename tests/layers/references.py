@@ -1,10 +1,13 @@
 """Dense float64 references of every registered layer, written straight from the formulas of
-``shared/spec/layers.md`` (not from the implementations), plus the constructor arguments the
-conformance suite uses.
+``shared/spec/layers.md`` (not from the implementations), plus how the conformance suite builds
+and calls each layer (:class:`Case`).
 
-``A`` is the dense adjacency ``[N, N]`` with ``A[i, j]`` = number (or total weight) of edges
-``j -> i``. Each reference takes the (materialised) layer, ``x [N, F]`` and ``A`` and returns the
-expected output; layers in training mode use batch statistics over all N nodes.
+A reference is ``reference(layer, x, a, edge_index=..., e=...)``: the (materialised) layer,
+``x [N, F]``, the dense adjacency ``a [N, N]`` with ``a[i, j]`` = number (or total weight) of edges
+``j -> i``, the edge list it came from and, for layers with edge features, ``e [E, S]`` aligned
+with it. It returns the expected output (a tuple when the layer returns one); layers in training
+mode use batch statistics over all N nodes. Cases of later layer groups live in
+``references_*.py`` files and are merged into :data:`CASES` at the bottom.
 """
 from __future__ import annotations
 
@@ -81,21 +84,21 @@ def mlp_dense(mlp: L.MLP, x: Tensor, training: bool) -> Tensor:
 
 
 # -- references ---------------------------------------------------------------------------------
-def ref_gcn(layer: L.GCNConv, x: Tensor, a: Tensor) -> Tensor:
+def ref_gcn(layer: L.GCNConv, x: Tensor, a: Tensor, **_) -> Tensor:
     out = gcn_dense(a) @ x @ layer.kernel.kernel
     if layer.bias is not None:
         out = out + layer.bias
     return layer.activation(out)
 
 
-def ref_sage(layer: L.GraphSageConv, x: Tensor, a: Tensor) -> Tensor:
+def ref_sage(layer: L.GraphSageConv, x: Tensor, a: Tensor, **_) -> Tensor:
     h = torch.cat([x, dense_reduce(a, x, layer.aggr)], 1)
     h = dense_apply(layer.kernel, h)
     h = h / torch.sqrt(torch.clamp((h * h).sum(1, keepdim=True), min=1e-12))
     return layer.activation(h)
 
 
-def ref_gat(layer: L.GATConv, x: Tensor, a: Tensor) -> Tensor:
+def ref_gat(layer: L.GATConv, x: Tensor, a: Tensor, **_) -> Tensor:
     n = x.shape[0]
     a_hat = with_unit_diag(a) if layer.add_self_loops else a
     outs = []
@@ -118,12 +121,12 @@ def ref_gat(layer: L.GATConv, x: Tensor, a: Tensor) -> Tensor:
     return layer.activation(out)
 
 
-def ref_gin(layer: L.GINConv, x: Tensor, a: Tensor) -> Tensor:
+def ref_gin(layer: L.GINConv, x: Tensor, a: Tensor, **_) -> Tensor:
     h = (1 + layer.eps) * x + dense_reduce(a, x, layer.aggr)
     return mlp_dense(layer.mlp, h, layer.training)
 
 
-def ref_appnp(layer: L.APPNPConv, x: Tensor, a: Tensor) -> Tensor:
+def ref_appnp(layer: L.APPNPConv, x: Tensor, a: Tensor, **_) -> Tensor:
     z0 = mlp_dense(layer.mlp, x, layer.training)
     g, z = gcn_dense(a), z0
     for _ in range(layer.propagations):
@@ -131,7 +134,7 @@ def ref_appnp(layer: L.APPNPConv, x: Tensor, a: Tensor) -> Tensor:
     return layer.activation(z)
 
 
-def ref_cheb(layer: L.ChebConv, x: Tensor, a: Tensor) -> Tensor:
+def ref_cheb(layer: L.ChebConv, x: Tensor, a: Tensor, **_) -> Tensor:
     n = a.shape[0]
     lam = float(layer.lambda_max)
     lap = (2.0 / lam) * (torch.eye(n, dtype=a.dtype) - sym_dense(a)) - torch.eye(n, dtype=a.dtype)
@@ -146,11 +149,19 @@ def ref_cheb(layer: L.ChebConv, x: Tensor, a: Tensor) -> Tensor:
 
 @dataclass
 class Case:
-    """How the suite builds a layer and what its dense reference is."""
+    """How the suite builds a layer, calls it, and what its dense reference is.
+
+    edge_dim: ``S`` > 0 makes the suite pass edge features ``e`` (``[E, S]``; ``[B, N, N, S]`` in
+        batch mode; ``[N, N, S]`` with a dense ``a``) as the keyword ``e``.
+    num_edge_outputs: for layers returning ``(X', E')``: the suite compares ``E'`` too (aligned
+        with the input edges) on partitions and under edge permutations.
+    """
 
     make: Callable[[], torch.nn.Module]
-    reference: Callable[[torch.nn.Module, Tensor, Tensor], Tensor]
+    reference: Callable[..., Tensor]
     variants: dict[str, Callable[[], torch.nn.Module]] = field(default_factory=dict)
+    edge_dim: int = 0
+    returns_edges: bool = False
 
 
 CASES: dict[str, Case] = {
@@ -182,3 +193,20 @@ CASES: dict[str, Case] = {
         {"lambda-1.5": lambda: L.ChebConv(5, K=3, lambda_max=1.5), "K1": lambda: L.ChebConv(5, K=1)},
     ),
 }
+
+
+def _merge_groups() -> None:
+    import importlib
+    import pkgutil
+
+    import tests.layers as pkg
+
+    for info in pkgutil.iter_modules(pkg.__path__):
+        if info.name.startswith("references_"):
+            group = importlib.import_module(f"tests.layers.{info.name}").CASES
+            clash = set(group) & set(CASES)
+            assert not clash, f"{info.name} redefines {clash}"
+            CASES.update(group)
+
+
+_merge_groups()

@@ -4,7 +4,8 @@ For each layer: the float64 dense reference of its formula, edge-permutation inv
 node-relabelling equivariance, disjoint == each graph alone, mixed/batch == single per sample,
 and partitioned == whole (outputs, input gradients, parameter gradients, batch-norm statistics)
 on 2, 3 and 4 in-process parts — including a part with no edges and a part with no nodes — in
-float32 and float64.
+float32 and float64. Layers with edge features get them; layers returning ``(X', E')`` have both
+outputs checked.
 """
 from __future__ import annotations
 
@@ -34,20 +35,41 @@ def _case_params(modes=None):
     return out
 
 
-def build(make, dtype=torch.float64, seed=0):
+def edge_features(name, num_edges, dtype=torch.float64, seed=2, shape=None):
+    """Edge features for layers that take them (``None`` otherwise)."""
+    s = CASES[name].edge_dim
+    if not s:
+        return None
+    g = torch.Generator().manual_seed(seed)
+    shape = (num_edges, s) if shape is None else tuple(shape) + (s,)
+    return torch.randn(shape, generator=g, dtype=torch.float64).to(dtype)
+
+
+def call(name, layer, x, a, e=None, **kw):
+    """Run a layer; returns ``(node_output, edge_output_or_None)``."""
+    if CASES[name].edge_dim:
+        kw["e"] = e
+    out = layer(x, a, **kw)
+    if CASES[name].returns_edges:
+        return out[0], out[1]
+    return out, None
+
+
+def build(name, make, dtype=torch.float64, seed=0):
     """A materialised layer (lazy sizes resolved by one eval call) in training mode."""
     torch.manual_seed(seed)
     layer = make().to(dtype)
     layer.eval()
     with torch.no_grad():
-        layer(torch.zeros(2, F_IN, dtype=dtype), E((0, 1)))
+        ei = E((0, 1), (1, 0))
+        call(name, layer, torch.zeros(2, F_IN, dtype=dtype), ei, edge_features(name, 2, dtype))
     layer.train()
     # move batch-norm running statistics away from their defaults so eval mode is not trivial
     with torch.no_grad():
-        for name, buf in layer.named_buffers():
-            if name.endswith("running_mean"):
+        for bname, buf in layer.named_buffers():
+            if bname.endswith("running_mean"):
                 buf.uniform_(-0.5, 0.5)
-            elif name.endswith("running_var"):
+            elif bname.endswith("running_var"):
                 buf.uniform_(0.5, 1.5)
     return layer
 
@@ -59,11 +81,15 @@ def features(n, dtype=torch.float64, seed=1, batch=None):
 
 
 def assert_close(actual, expected, dtype, what=""):
+    if isinstance(expected, tuple):
+        for i, (a_, e_) in enumerate(zip(actual, expected)):
+            assert_close(a_, e_, dtype, f"{what} output {i}")
+        return
     torch.testing.assert_close(actual, expected.to(actual.dtype), **TOL[dtype], msg=lambda m: f"{what}: {m}")
 
 
 def test_every_registered_layer_has_a_reference():
-    assert set(REGISTRY) == set(CASES), "add a Case to tests/layers/references.py for each registered layer"
+    assert set(REGISTRY) == set(CASES), "add a Case to tests/layers/references*.py for each registered layer"
     assert len(REGISTRY) >= 6
 
 
@@ -73,12 +99,16 @@ def test_every_registered_layer_has_a_reference():
 @pytest.mark.parametrize("name,make", _case_params())
 def test_matches_dense_reference(name, make, graph, dtype):
     edge_index, n = TINY[graph]
-    layer = build(make, dtype)
-    x = features(n, dtype)
-    out = layer(x, edge_index)
+    layer = build(name, make, dtype)
+    x, e = features(n, dtype), edge_features(name, edge_index.shape[1], dtype)
+    if CASES[name].edge_dim:
+        out = layer(x, edge_index, e=e)
+    else:
+        out = layer(x, edge_index)
     ref_layer = copy.deepcopy(layer).double()
-    expected = CASES[name].reference(ref_layer, x.double(), dense(edge_index, n))
-    assert out.dtype == dtype
+    expected = CASES[name].reference(
+        ref_layer, x.double(), dense(edge_index, n), edge_index=edge_index, e=None if e is None else e.double()
+    )
     assert_close(out, expected, dtype, f"{name} on {graph}")
 
 
@@ -86,73 +116,102 @@ def test_matches_dense_reference(name, make, graph, dtype):
 @pytest.mark.parametrize("name,make", _case_params())
 def test_edge_permutation_invariance(name, make):
     edge_index, n = random_graph(seed=3)
-    layer = build(make)
-    x = features(n)
+    layer = build(name, make)
+    x, e = features(n), edge_features(name, edge_index.shape[1])
     perm = torch.randperm(edge_index.shape[1], generator=torch.Generator().manual_seed(5))
-    assert_close(layer(x, edge_index[:, perm]), layer(x, edge_index), torch.float64)
+    out, eout = call(name, layer, x, edge_index, e)
+    pout, peout = call(name, layer, x, edge_index[:, perm], None if e is None else e[perm])
+    assert_close(pout, out, torch.float64, "nodes")
+    if eout is not None:
+        assert_close(peout, eout[perm], torch.float64, "edges")
 
 
 @pytest.mark.parametrize("name,make", _case_params())
 def test_node_relabelling_equivariance(name, make):
     edge_index, n = random_graph(seed=4)
-    layer = build(make)
-    x = features(n)
+    layer = build(name, make)
+    x, e = features(n), edge_features(name, edge_index.shape[1])
     p = torch.randperm(n, generator=torch.Generator().manual_seed(6))  # new node k = old node p[k]
     q = torch.empty_like(p)
     q[p] = torch.arange(n)
-    out = layer(x, edge_index)
-    assert_close(layer(x[p], q[edge_index]), out[p], torch.float64)
+    out, eout = call(name, layer, x, edge_index, e)
+    rout, reout = call(name, layer, x[p], q[edge_index], e)
+    assert_close(rout, out[p], torch.float64, "nodes")
+    if eout is not None:
+        assert_close(reout, eout, torch.float64, "edges")
 
 
 # -- modes -----------------------------------------------------------------------------------------
 @pytest.mark.parametrize("name,make", _case_params(["disjoint"]))
 def test_disjoint_equals_each_graph_alone(name, make):
     (e1, n1), (e2, n2) = random_graph(seed=7), TINY["star"]
-    layer = build(make).eval()  # batch norm: running statistics, so graphs are independent
+    layer = build(name, make).eval()  # batch norm: running statistics, so graphs are independent
     x1, x2 = features(n1, seed=8), features(n2, seed=9)
-    both = layer(torch.cat([x1, x2]), torch.cat([e1, e2 + n1], 1))
-    assert_close(both[:n1], layer(x1, e1), torch.float64, "first graph")
-    assert_close(both[n1:], layer(x2, e2), torch.float64, "second graph")
+    f1, f2 = edge_features(name, e1.shape[1], seed=3), edge_features(name, e2.shape[1], seed=4)
+    both, eboth = call(name, layer, torch.cat([x1, x2]), torch.cat([e1, e2 + n1], 1), None if f1 is None else torch.cat([f1, f2]))
+    o1, eo1 = call(name, layer, x1, e1, f1)
+    o2, eo2 = call(name, layer, x2, e2, f2)
+    assert_close(both[:n1], o1, torch.float64, "first graph")
+    assert_close(both[n1:], o2, torch.float64, "second graph")
+    if eboth is not None:
+        assert_close(eboth, torch.cat([eo1, eo2]), torch.float64, "edges")
 
 
 @pytest.mark.parametrize("name,make", _case_params(["mixed"]))
 def test_mixed_equals_single_per_sample(name, make):
     edge_index, n = random_graph(seed=10)
-    layer = build(make).eval()
+    layer = build(name, make).eval()
     x = features(n, seed=11, batch=3)  # (B, N, F)
-    out = layer(x, edge_index)
+    e = edge_features(name, edge_index.shape[1])  # shared by the samples
+    out, eout = call(name, layer, x, edge_index, e)
     for b in range(3):
-        assert_close(out[b], layer(x[b], edge_index), torch.float64, f"sample {b}")
+        ob, eob = call(name, layer, x[b], edge_index, e)
+        assert_close(out[b], ob, torch.float64, f"sample {b}")
+        if eout is not None:
+            assert_close(eout[b], eob, torch.float64, f"edges of sample {b}")
 
 
 @pytest.mark.parametrize("name,make", _case_params(["batch"]))
 def test_batch_equals_single_per_sample_with_mask(name, make):
-    layer = build(make).eval()
+    layer = build(name, make).eval()
     n = 6
     graphs = [random_graph(n=n, e=12, seed=s, isolated=()) for s in (12, 13)]
     a = torch.stack([dense(ei, n) for ei, _ in graphs])  # (B, N, N)
     a[1, 2, 2] = 0.0
     x = features(n, seed=14, batch=2)
+    e = edge_features(name, 0, shape=(2, n, n))
     mask = torch.ones(2, n, dtype=torch.bool)
     mask[1, 4:] = False  # the second sample has 4 real nodes
-    out = layer(x, a, mask=mask)
-    assert_close(out[0], layer(x[0], a[0]), torch.float64, "sample 0")
-    assert_close(out[1, :4], layer(x[1, :4], a[1, :4, :4]), torch.float64, "sample 1 (real nodes)")
+    out, eout = call(name, layer, x, a, e, mask=mask)
+    o0, eo0 = call(name, layer, x[0], a[0], None if e is None else e[0])
+    o1, eo1 = call(name, layer, x[1, :4], a[1, :4, :4], None if e is None else e[1, :4, :4])
+    assert_close(out[0], o0, torch.float64, "sample 0")
+    assert_close(out[1, :4], o1, torch.float64, "sample 1 (real nodes)")
     assert torch.count_nonzero(out[1, 4:]) == 0, "masked nodes must output zero"
+    if eout is not None:
+        assert_close(eout[0], eo0, torch.float64, "edges of sample 0")
+        assert_close(eout[1, :4, :4], eo1, torch.float64, "edges of sample 1")
 
 
-def test_dense_adjacency_equals_edge_index():
+@pytest.mark.parametrize("name,make", _case_params())
+def test_dense_adjacency_equals_edge_index(name, make):
     edge_index, n = random_graph(seed=15)
     edge_index = torch.unique(edge_index, dim=1)  # dense weights of 1 = one edge each
-    for name, make in [(p.values[0], p.values[1]) for p in _case_params()]:
-        layer = build(make).eval()
-        x = features(n)
-        assert_close(layer(x, dense(edge_index, n)), layer(x, edge_index), torch.float64, name)
+    layer = build(name, make).eval()
+    x = features(n)
+    e = edge_features(name, edge_index.shape[1])
+    e_dense = None
+    if e is not None:
+        e_dense = torch.zeros(n, n, e.shape[1], dtype=e.dtype)
+        e_dense[edge_index[1], edge_index[0]] = e
+    out, eout = call(name, layer, x, dense(edge_index, n), e_dense)
+    ref, eref = call(name, layer, x, edge_index, e)
+    assert_close(out, ref, torch.float64, "nodes")
 
 
 # -- partitioned == whole --------------------------------------------------------------------------
-def _loss_weights(n, channels, dtype):
-    return torch.randn(n, channels, generator=torch.Generator().manual_seed(21), dtype=torch.float64).to(dtype)
+def _weights(shape, dtype, seed):
+    return torch.randn(shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64).to(dtype)
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["f64", "f32"])
@@ -160,36 +219,50 @@ def _loss_weights(n, channels, dtype):
 @pytest.mark.parametrize("name,make", _case_params())
 def test_partitioned_equals_whole(name, make, split, dtype):
     edge_index, n = random_graph(seed=16)
-    snapshot = build(make, dtype)  # training mode, dropout off in every case
+    snapshot = build(name, make, dtype)  # training mode, dropout off in every case
     layer = copy.deepcopy(snapshot)
     x = features(n, dtype).requires_grad_()
+    e = edge_features(name, edge_index.shape[1], dtype)
+    if e is not None:
+        e.requires_grad_()
+    leaves = [x] + ([e] if e is not None else [])
     params = [p for _, p in sorted(layer.named_parameters())]
 
-    out = layer(x, edge_index)
-    r = _loss_weights(n, out.shape[-1], dtype)
+    out, eout = call(name, layer, x, edge_index, e)
+    r = _weights(out.shape, dtype, 21)
     loss = (out * r).sum()
-    grads = torch.autograd.grad(loss, [x] + params)
+    if eout is not None:
+        re_ = _weights(eout.shape, dtype, 22)
+        loss = loss + (eout * re_).sum()
+    grads = torch.autograd.grad(loss, leaves + params, allow_unused=True)
 
-    parts = split_graph(edge_index, ASSIGNMENTS[split], n, num_parts=int(ASSIGNMENTS[split].max()) + 1)
+    assignment = ASSIGNMENTS[split]
+    parts = split_graph(edge_index, assignment, n, num_parts=int(assignment.max()) + 1)
     replicas = [copy.deepcopy(snapshot) for _ in parts]
-    outs = run_parts(parts, lambda p, g: replicas[p](x[g.node_ids], g))
+    res = run_parts(parts, lambda p, g: call(name, replicas[p], x[g.node_ids], g, None if e is None else e[g.edge_ids]))
     part_out = torch.empty_like(out)
-    for g, o in zip(parts, outs):
+    for g, (o, _) in zip(parts, res):
         part_out[g.node_ids] = o.detach()
     assert_close(part_out, out, dtype, "outputs")
+    part_loss = sum((o * r[g.node_ids]).sum() for g, (o, _) in zip(parts, res))
+    if eout is not None:
+        part_eout = torch.empty_like(eout)
+        for g, (_, eo) in zip(parts, res):
+            part_eout[g.edge_ids] = eo.detach()
+        assert_close(part_eout, eout, dtype, "edge outputs")
+        part_loss = part_loss + sum((eo * re_[g.edge_ids]).sum() for g, (_, eo) in zip(parts, res))
 
-    part_loss = sum((o * r[g.node_ids]).sum() for g, o in zip(parts, outs))
     rep_params = [[p for _, p in sorted(rep.named_parameters())] for rep in replicas]
     flat = [p for ps in rep_params for p in ps]
-    part_grads = torch.autograd.grad(part_loss, [x] + flat, allow_unused=True)
-    assert_close(part_grads[0], grads[0], dtype, "input gradient")
-    k = len(params)
+    part_grads = torch.autograd.grad(part_loss, leaves + flat, allow_unused=True)
+    for i, leaf in enumerate(["x", "e"][: len(leaves)]):
+        assert_close(part_grads[i], grads[i], dtype, f"gradient of {leaf}")
+    k, nl = len(params), len(leaves)
     for i, (pname, _) in enumerate(sorted(layer.named_parameters())):
-        summed = sum(
-            (part_grads[1 + r_ * k + i] for r_ in range(len(parts)) if part_grads[1 + r_ * k + i] is not None),
-            torch.zeros_like(params[i]),
-        )  # gradient synchronisation = sum over replicas
-        assert_close(summed, grads[1 + i], dtype, f"gradient of {pname}")
+        per_rep = [part_grads[nl + r_ * k + i] for r_ in range(len(parts))]
+        summed = sum((gr for gr in per_rep if gr is not None), torch.zeros_like(params[i]))
+        expected = grads[nl + i] if grads[nl + i] is not None else torch.zeros_like(params[i])
+        assert_close(summed, expected, dtype, f"gradient of {pname}")  # gradient sync = sum over replicas
     for bname, buf in layer.named_buffers():
         for rep in replicas:
             assert_close(dict(rep.named_buffers())[bname], buf, dtype, f"buffer {bname}")
@@ -199,23 +272,18 @@ def test_partitioned_equals_whole(name, make, split, dtype):
 @pytest.mark.parametrize("name", list(REGISTRY))
 def test_unsupported_mode_is_a_clear_error(name):
     entry = REGISTRY[name]
-    layer = build(CASES[name].make)
+    layer = build(name, CASES[name].make)
     if "batch" not in entry.modes:
         with pytest.raises(GraphError, match=f"{name} does not support batch mode"):
-            layer(features(3, batch=2), torch.ones(2, 3, 3, dtype=torch.float64))
-    with pytest.raises(GraphError, match=r"x must be \[N, F\] or \[B, N, F\]"):
-        layer(torch.zeros(3, dtype=torch.float64), E((0, 1)))
-    with pytest.raises(GraphError, match="refers to node 7 but the graph has 3 nodes"):
-        layer(features(3), E((0, 7)))
-
-
-@pytest.mark.parametrize("name", list(REGISTRY))
-def test_bad_channels_is_a_clear_error(name):
-    with pytest.raises(ValueError, match=rf"{name}: channels must be an int >= 1, got -2"):
-        REGISTRY[name].cls(-2)
+            call(name, layer, features(3, batch=2), torch.ones(2, 3, 3, dtype=torch.float64), edge_features(name, 0, shape=(2, 3, 3)))
+    if "single" in entry.modes:
+        with pytest.raises(GraphError, match=r"x must be \[N, F\] or \[B, N, F\]"):
+            call(name, layer, torch.zeros(3, dtype=torch.float64), E((0, 1)), edge_features(name, 1))
+        with pytest.raises(GraphError, match="refers to node 7 but the graph has 3 nodes"):
+            call(name, layer, features(3), E((0, 7)), edge_features(name, 1))
 
 
 def test_wrong_edge_weight_length_is_a_clear_error():
-    layer = build(CASES["GCNConv"].make)
+    layer = build("GCNConv", CASES["GCNConv"].make)
     with pytest.raises(GraphError, match=r"edge_weight must be \[E\] with E=2"):
         layer(features(3), E((0, 1), (1, 2)), edge_weight=torch.ones(3, dtype=torch.float64))

@@ -109,3 +109,9 @@ def test_repr_names_sizes():
     assert "in_channels=None" in repr(layer)
     layer(torch.zeros(2, 5), E((0, 1)))
     assert "in_channels=5, channels=3" in repr(layer)
+
+
+@pytest.mark.parametrize("name", ["GCNConv", "GraphSageConv", "GATConv", "GINConv", "APPNPConv", "ChebConv"])
+def test_bad_channels_is_a_clear_error(name):
+    with pytest.raises(ValueError, match=rf"{name}: channels must be an int >= 1, got -2"):
+        REGISTRY[name].cls(-2)
