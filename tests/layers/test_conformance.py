@@ -26,7 +26,10 @@ TOL = {torch.float64: dict(rtol=1e-9, atol=1e-10), torch.float32: dict(rtol=1e-4
 def _case_params(modes=None):
     out = []
     for name, entry in REGISTRY.items():
-        if modes is not None and not set(modes) & set(entry.modes):
+        if modes == ["batch-only"]:
+            if "single" in entry.modes:
+                continue
+        elif modes is not None and not set(modes) & set(entry.modes):
             continue
         case = CASES[name]
         out.append(pytest.param(name, case.make, id=f"{name}"))
@@ -61,8 +64,12 @@ def build(name, make, dtype=torch.float64, seed=0):
     layer = make().to(dtype)
     layer.eval()
     with torch.no_grad():
-        ei = E((0, 1), (1, 0))
-        call(name, layer, torch.zeros(2, F_IN, dtype=dtype), ei, edge_features(name, 2, dtype))
+        if "single" in REGISTRY[name].modes:
+            ei = E((0, 1), (1, 0))
+            call(name, layer, torch.zeros(2, F_IN, dtype=dtype), ei, edge_features(name, 2, dtype))
+        else:  # batch-only layers
+            a = torch.ones(1, 2, 2, dtype=dtype)
+            call(name, layer, torch.zeros(1, 2, F_IN, dtype=dtype), a, edge_features(name, 0, dtype, shape=(1, 2, 2)))
     layer.train()
     # move batch-norm running statistics away from their defaults so eval mode is not trivial
     with torch.no_grad():
@@ -96,7 +103,7 @@ def test_every_registered_layer_has_a_reference():
 # -- dense reference -----------------------------------------------------------------------------
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["f64", "f32"])
 @pytest.mark.parametrize("graph", TINY_PARAMS)
-@pytest.mark.parametrize("name,make", _case_params())
+@pytest.mark.parametrize("name,make", _case_params(["single"]))
 def test_matches_dense_reference(name, make, graph, dtype):
     edge_index, n = TINY[graph]
     layer = build(name, make, dtype)
@@ -113,7 +120,7 @@ def test_matches_dense_reference(name, make, graph, dtype):
 
 
 # -- symmetries ------------------------------------------------------------------------------------
-@pytest.mark.parametrize("name,make", _case_params())
+@pytest.mark.parametrize("name,make", _case_params(["single"]))
 def test_edge_permutation_invariance(name, make):
     edge_index, n = random_graph(seed=3)
     layer = build(name, make)
@@ -126,7 +133,7 @@ def test_edge_permutation_invariance(name, make):
         assert_close(peout, eout[perm], torch.float64, "edges")
 
 
-@pytest.mark.parametrize("name,make", _case_params())
+@pytest.mark.parametrize("name,make", _case_params(["single"]))
 def test_node_relabelling_equivariance(name, make):
     edge_index, n = random_graph(seed=4)
     layer = build(name, make)
@@ -193,7 +200,27 @@ def test_batch_equals_single_per_sample_with_mask(name, make):
         assert_close(eout[1, :4, :4], eo1, torch.float64, "edges of sample 1")
 
 
-@pytest.mark.parametrize("name,make", _case_params())
+@pytest.mark.parametrize("name,make", _case_params(["batch-only"]))
+def test_batch_only_layer_matches_reference(name, make):
+    """Layers that only take dense batches: each sample against the dense reference."""
+    layer = build(name, make).eval()
+    n = 6
+    a = torch.stack([dense(random_graph(n=n, e=12, seed=s, isolated=())[0], n) for s in (17, 18)])
+    x = features(n, seed=19, batch=2)
+    e = edge_features(name, 0, shape=(2, n, n))
+    mask = torch.ones(2, n, dtype=torch.bool)
+    mask[1, 4:] = False
+    out, eout = call(name, layer, x, a, e, mask=mask)
+    ref_layer = copy.deepcopy(layer)
+    for b, m in ((0, n), (1, 4)):
+        eb = None if e is None else e[b, :m, :m]
+        expected = CASES[name].reference(ref_layer, x[b, :m], a[b, :m, :m], edge_index=None, e=eb)
+        got = (out[b, :m], eout[b, :m, :m]) if eout is not None else out[b, :m]
+        assert_close(got, expected, torch.float64, f"sample {b}")
+    assert torch.count_nonzero(out[1, 4:]) == 0, "masked nodes must output zero"
+
+
+@pytest.mark.parametrize("name,make", _case_params(["single"]))
 def test_dense_adjacency_equals_edge_index(name, make):
     edge_index, n = random_graph(seed=15)
     edge_index = torch.unique(edge_index, dim=1)  # dense weights of 1 = one edge each
@@ -216,7 +243,7 @@ def _weights(shape, dtype, seed):
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["f64", "f32"])
 @pytest.mark.parametrize("split", list(ASSIGNMENTS))
-@pytest.mark.parametrize("name,make", _case_params())
+@pytest.mark.parametrize("name,make", _case_params(["single"]))
 def test_partitioned_equals_whole(name, make, split, dtype):
     edge_index, n = random_graph(seed=16)
     snapshot = build(name, make, dtype)  # training mode, dropout off in every case
