@@ -14,6 +14,9 @@ member                      meaning
 ``scatter_src(y)``          ``y [N_src, *] -> [N, *]``: adjoint of ``gather_src``; halo rows are summed
                             into their owners (partial sums over outgoing edges)
 ``all_reduce(t)``           sum of ``t`` over every part (identity on a whole graph)
+``gather_reverse(e)``       ``e [E, *] -> [E, *]``: for each edge ``j -> i`` the row of its reverse edge
+                            ``i -> j`` (the first one in edge order), zeros when there is none; on a
+                            partition the reverse edge may be stored by another part
 ``in_degree(w)``            ``[N]`` in-degree (or weighted) in the WHOLE graph
 ``out_degree(w)``           ``[N]`` out-degree (or weighted) in the WHOLE graph
 ``csr()``                   cached CSR view (both orientations) for sparse products
@@ -75,6 +78,27 @@ def check_edge_index(edge_index: Tensor, num_nodes: int | None = None, name: str
     return num_nodes
 
 
+def reverse_edge_ids(edge_index: Tensor, num_nodes: int) -> Tensor:
+    """``[E]`` id of the reverse edge ``i -> j`` of every edge ``j -> i`` (its first occurrence in
+    edge order), or -1 when the graph has no such edge. Vectorised: one sort and one search."""
+    src, dst = edge_index
+    n = max(num_nodes, 1)
+    key = src * n + dst
+    order = torch.argsort(key, stable=True)  # first occurrence of equal keys comes first
+    sorted_key = key[order]
+    want = dst * n + src
+    pos = torch.searchsorted(sorted_key, want).clamp(max=max(key.numel() - 1, 0))
+    found = sorted_key[pos] == want if key.numel() else torch.zeros(0, dtype=torch.bool)
+    return torch.where(found, order[pos], torch.full_like(want, -1))
+
+
+def _take_rows(e: Tensor, idx: Tensor) -> Tensor:
+    """``e[idx]`` with zero rows where ``idx == -1``."""
+    have = idx >= 0
+    rows = e.index_select(0, idx.clamp(min=0))
+    return rows * have.view((-1,) + (1,) * (e.dim() - 1)).to(e.dtype)
+
+
 class Graph:
     """A whole graph: ``edge_index [2, E]`` over ``num_nodes`` nodes (see the module docstring).
 
@@ -117,6 +141,11 @@ class Graph:
     def all_reduce(self, t: Tensor) -> Tensor:
         """Sum of ``t`` over all parts of the graph (``t`` itself on a whole graph)."""
         return t
+
+    def gather_reverse(self, e: Tensor) -> Tensor:
+        """``e [E, *]`` -> ``[E, *]``: row of the reverse edge of every edge, zeros where none."""
+        rev = self.cached("reverse_edges", lambda: reverse_edge_ids(self.edge_index, self.num_nodes))
+        return _take_rows(e, rev)
 
     def in_degree(self, edge_weight: Tensor | None = None, dtype: torch.dtype = torch.float32) -> Tensor:
         """``[N]`` number (or weight sum) of incoming edges of each owned node, whole graph."""
@@ -221,9 +250,13 @@ class HaloExchange(Protocol):
     the halo gradients to the owners, which add them). ``scatter(y [N_halo, *]) -> [N, *]``: the
     adjoint: each owner receives and sums the rows other parts hold for its nodes.
     ``all_reduce(t) -> t``: elementwise sum over all parts, differentiable, identical on every part.
+    ``gather_reverse(e [E_p, *]) -> [E_p, *]``: rows of the reverse edges (zeros where none),
+    wherever they are stored, differentiable.
     """
 
     def gather(self, x: Tensor) -> Tensor: ...
+
+    def gather_reverse(self, e: Tensor) -> Tensor: ...
 
     def scatter(self, y: Tensor) -> Tensor: ...
 
@@ -289,6 +322,11 @@ class PartitionedGraph(Graph):
     def all_reduce(self, t: Tensor) -> Tensor:
         return self.exchange.all_reduce(t)
 
+    def gather_reverse(self, e: Tensor) -> Tensor:
+        if e.shape[0] != self.num_edges:
+            raise GraphError(f"part {self.part}: e has {e.shape[0]} rows but the part stores {self.num_edges} edges")
+        return self.exchange.gather_reverse(e)
+
     def with_edges(self, edge_index: Tensor) -> "PartitionedGraph":
         return PartitionedGraph(
             edge_index,
@@ -347,6 +385,7 @@ class LocalExchange:
     ``gather_plan[q]`` = owner-local indices, on part ``q``, of this part's halo rows owned by ``q``
     (halo rows are ordered by owner, so each owner's rows are one contiguous block);
     ``scatter_plan[q]`` = (positions in ``q``'s halo, local ids here) of ``q``'s halo rows we own.
+    ``reverse_plan[q]`` = (positions of our edges, positions on ``q`` of their reverse edges).
     Copies are ordinary differentiable tensor ops, so gradients flow back to owners through autograd.
     """
 
@@ -357,12 +396,14 @@ class LocalExchange:
         num_owned: int,
         gather_plan: list[Tensor],
         scatter_plan: list[tuple[Tensor, Tensor]],
+        reverse_plan: list[tuple[Tensor, Tensor]] | None = None,
     ):
         self.group = group
         self.part = part
         self.num_owned = num_owned
         self.gather_plan = gather_plan
         self.scatter_plan = scatter_plan
+        self.reverse_plan = reverse_plan
 
     def gather(self, x: Tensor) -> Tensor:
         posts = self.group.publish(self.part, x)
@@ -377,6 +418,14 @@ class LocalExchange:
         for q, (rows, local) in enumerate(self.scatter_plan):
             if rows.numel():
                 out = out.index_add(0, local, posts[q].index_select(0, rows))  # (N, *)
+        return out
+
+    def gather_reverse(self, e: Tensor) -> Tensor:
+        posts = self.group.publish(self.part, e)
+        out = e.new_zeros(e.shape)
+        for q, (here, there) in enumerate(self.reverse_plan):
+            if here.numel():
+                out = out.index_copy(0, here, posts[q].index_select(0, there))  # (E_p, *)
         return out
 
     def all_reduce(self, t: Tensor) -> Tensor:
@@ -439,6 +488,12 @@ def split_graph(
         halos.append(halo)
         parts.append((torch.stack([s_local, local_of[d]]), eid))
 
+    rev = reverse_edge_ids(g.edge_index, n)
+    edge_part = assignment[dst]
+    edge_pos = torch.empty(g.num_edges, dtype=torch.long)
+    for _, eid in parts:
+        edge_pos[eid] = torch.arange(eid.numel())
+
     graphs = []
     for p in range(num_parts):
         halo = halos[p]
@@ -448,8 +503,14 @@ def split_graph(
         for q in range(num_parts):
             rows = torch.nonzero(assignment[halos[q]] == p).flatten()
             scatter_plan.append((rows, local_of[halos[q][rows]]))
-        ex = LocalExchange(group, p, owned[p].numel(), gather_plan, scatter_plan)
         edge_index, eid = parts[p]
+        r = rev[eid]
+        r_part = torch.where(r >= 0, edge_part[r.clamp(min=0)], torch.full_like(r, -1))
+        reverse_plan = []
+        for q in range(num_parts):
+            here = torch.nonzero(r_part == q).flatten()
+            reverse_plan.append((here, edge_pos[r[here]]))
+        ex = LocalExchange(group, p, owned[p].numel(), gather_plan, scatter_plan, reverse_plan)
         graphs.append(
             PartitionedGraph(
                 edge_index,

@@ -99,3 +99,32 @@ def test_dense_graph_and_split_errors():
     assert torch.equal(g.edge_index, torch.tensor([[1], [0]])) and torch.equal(w, torch.tensor([2.0]))
     with pytest.raises(GraphError, match=r"assignment must be \[N\] with N=12"):
         split_graph(random_graph()[0], torch.zeros(3, dtype=torch.long), 12)
+
+
+def test_reverse_edges_whole_and_partitioned():
+    from distgnn.graph import reverse_edge_ids
+
+    ei = torch.tensor([[0, 1, 1, 2, 2, 3, 1], [1, 0, 2, 1, 1, 3, 0]])  # duplicate 2->1, loop at 3, dup 1->0
+    rev = reverse_edge_ids(ei, 4)
+    assert rev.tolist() == [1, 0, 3, 2, 2, 5, 0]
+    assert reverse_edge_ids(torch.tensor([[0], [1]]), 2).tolist() == [-1]
+    assert reverse_edge_ids(torch.empty(2, 0, dtype=torch.long), 2).numel() == 0
+
+    ei, n = random_graph(seed=5)
+    ei = torch.cat([ei, ei[:, :10].flip(0)], 1)  # make some edges have reverses
+    e = torch.randn(ei.shape[1], 3, dtype=torch.float64, requires_grad=True)
+    whole = Graph(ei, n).gather_reverse(e)
+    rev = reverse_edge_ids(ei, n)
+    expect = torch.where((rev >= 0).unsqueeze(1), e.detach()[rev.clamp(min=0)], torch.zeros(1, 3, dtype=torch.float64))
+    assert torch.equal(whole.detach(), expect) and int((rev >= 0).sum()) >= 10
+    for split in ASSIGNMENTS:
+        parts = split_graph(ei, ASSIGNMENTS[split], n, num_parts=int(ASSIGNMENTS[split].max()) + 1)
+        outs = run_parts(parts, lambda p, g: g.gather_reverse(e[g.edge_ids]))
+        got = torch.empty_like(whole)
+        for g, o in zip(parts, outs):
+            got[g.edge_ids] = o
+        torch.testing.assert_close(got, whole, rtol=0, atol=0)
+        w = torch.randn_like(whole)
+        ga = torch.autograd.grad((whole * w).sum(), e, retain_graph=True)[0]
+        gb = torch.autograd.grad(sum((o * w[g.edge_ids]).sum() for g, o in zip(parts, outs)), e)[0]
+        torch.testing.assert_close(gb, ga)
