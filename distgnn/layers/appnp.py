@@ -81,5 +81,12 @@ class APPNPConv(MessagePassing):
             z = (1.0 - self.alpha) * self.propagate(z, g, edge_weight=w) + self.alpha * z0  # (N, *, C)
         return inp.restore(self.activation(z))
 
+    @staticmethod
+    def preprocess(a):
+        """``gcn_filter(a)``: the propagation matrix this layer builds internally."""
+        from .preprocessing import gcn_filter
+
+        return gcn_filter(a)
+
     def extra_repr(self) -> str:
         return f"channels={self.channels}, alpha={self.alpha}, propagations={self.propagations}"

@@ -96,6 +96,13 @@ class ChebConv(LazyModuleMixin, MessagePassing):
             out = out + self.bias
         return inp.restore(self.activation(out))
 
+    @staticmethod
+    def preprocess(a, lambda_max: float = 2.0):
+        """``rescale_laplacian(normalized_laplacian(a), lambda_max)``: the ``L̃`` this layer builds."""
+        from .preprocessing import normalized_laplacian, rescale_laplacian
+
+        return rescale_laplacian(normalized_laplacian(a), lambda_max)
+
     def extra_repr(self) -> str:
         f = None if self.has_uninitialized_params() else self.kernel.shape[1]
         return f"in_channels={f}, channels={self.channels}, K={self.K}"

@@ -70,5 +70,12 @@ class GCNConv(MessagePassing):
             h = h + self.bias
         return inp.restore(self.activation(h))
 
+    @staticmethod
+    def preprocess(a):
+        """``gcn_filter(a)``: the matrix this layer builds internally (do not feed it back in)."""
+        from .preprocessing import gcn_filter
+
+        return gcn_filter(a)
+
     def extra_repr(self) -> str:
         return f"in_channels={self.kernel.in_features}, channels={self.channels}, use_bias={self.bias is not None}"

@@ -61,3 +61,14 @@ def test_errors():
         P.gcn_filter(torch.tensor([[0, 1], [1, 0]]), edge_weight=torch.ones(3))
     with pytest.raises(ValueError, match="lambda_max must be positive"):
         P.rescale_laplacian(torch.eye(2), -1.0)
+
+
+def test_layer_preprocess_is_what_the_layer_computes():
+    from distgnn.layers import APPNPConv, ChebConv, GCNConv
+
+    ei, n = TINY["random"]
+    a = dense(ei, n)
+    torch.testing.assert_close(GCNConv.preprocess(a), gcn_dense(a))
+    torch.testing.assert_close(APPNPConv.preprocess(a), gcn_dense(a))
+    eye = torch.eye(n, dtype=torch.float64)
+    torch.testing.assert_close(ChebConv.preprocess(a, 1.5), (2 / 1.5) * (eye - sym_dense(a)) - eye)
