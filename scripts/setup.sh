@@ -35,7 +35,7 @@ if ! "$py" -c "import torch" 2>/dev/null; then
   echo "setup: no torch found; installing torch==2.13.0"
   "$py" -m pip install --quiet "torch==2.13.0"
 fi
-torch_version="$("$py" -c 'import torch; print(torch.__version__)')"
+torch_version="$("$py" -c 'import torch; print(torch.__version__)' 2>/dev/null)"
 echo "setup: using torch $torch_version; installing distgnn[$extras]"
 constraints="$(mktemp)"
 trap 'rm -f "$constraints"' EXIT
