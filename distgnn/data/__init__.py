@@ -1,0 +1,20 @@
+"""Datasets: the :class:`GraphData` contract, loaders (Planetoid, Parquet/CSV, NumPy) and generators.
+
+pyarrow is imported only when a table is read, so importing this package stays light.
+"""
+from .dataset import DataError, GraphData
+from .planetoid import default_data_dir, load_planetoid
+from .synthetic import rmat, sbm
+from .tables import load_edge_list, load_numpy, save_numpy
+
+__all__ = [
+    "GraphData",
+    "DataError",
+    "load_planetoid",
+    "load_edge_list",
+    "load_numpy",
+    "save_numpy",
+    "sbm",
+    "rmat",
+    "default_data_dir",
+]

@@ -1,0 +1,211 @@
+"""Planetoid citation graphs (Cora, CiteSeer, PubMed) from the original ``ind.*`` files.
+
+The files (Yang et al. 2016, https://github.com/kimiyoung/planetoid) are Python-2 pickles::
+
+    ind.{name}.x           CSR  [len(y), F]   features of the labelled training nodes
+    ind.{name}.y           dense [len(y), C]  their one-hot labels
+    ind.{name}.allx        CSR  [M, F]        features of every non-test node (training first)
+    ind.{name}.ally        dense [M, C]       their one-hot labels
+    ind.{name}.tx          CSR  [T, F]        features of the test nodes, in ``test.index`` order
+    ind.{name}.ty          dense [T, C]       their one-hot labels
+    ind.{name}.graph       dict {node: [neighbours]}
+    ind.{name}.test.index  text, one node id per line (T lines)
+
+They are read with a restricted unpickler (:class:`_PlanetoidUnpickler`) that admits only numpy
+arrays, SciPy CSR matrices (turned into a local stub, so SciPy is not needed) and builtin
+containers: a tampered file cannot run code.
+"""
+from __future__ import annotations
+
+import collections
+import importlib
+import logging
+import os
+import pickle
+from itertools import chain
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .dataset import DataError, GraphData, simple_edge_index
+
+log = logging.getLogger(__name__)
+
+_PARTS = ("x", "y", "tx", "ty", "allx", "ally", "graph", "test.index")
+_NUM_VAL = 500
+
+
+def default_data_dir() -> Path:
+    """Where datasets live: ``$DISTGNN_DATA`` when set, else ``shared/datasets`` beside the repository."""
+    env = os.environ.get("DISTGNN_DATA")
+    if env:
+        return Path(env)
+    # .../<repo>/distgnn/data/planetoid.py -> parents[3] is the folder holding the repository.
+    return Path(__file__).resolve().parents[3] / "shared" / "datasets"
+
+
+class _CSRStub:
+    """Receives the pickled state of a ``scipy.sparse`` CSR matrix (no SciPy needed)."""
+
+    data: np.ndarray
+    indices: np.ndarray
+    indptr: np.ndarray
+    _shape: tuple[int, int]
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+
+    def to_dense(self) -> np.ndarray:
+        """The ``[rows, cols]`` float32 dense matrix (duplicate entries summed, as SciPy does)."""
+        rows, cols = self._shape
+        out = np.zeros((rows, cols), dtype=np.float32)
+        row_of = np.repeat(np.arange(rows), np.diff(self.indptr))
+        np.add.at(out, (row_of, self.indices), self.data.astype(np.float32))
+        return out
+
+
+def _numpy_reconstruct() -> Any:
+    name = "numpy._core.multiarray" if int(np.__version__.split(".")[0]) >= 2 else "numpy.core.multiarray"
+    return importlib.import_module(name)._reconstruct
+
+
+_ALLOWED: dict[tuple[str, str], Any] = {
+    ("numpy.core.multiarray", "_reconstruct"): _numpy_reconstruct,
+    ("numpy._core.multiarray", "_reconstruct"): _numpy_reconstruct,
+    ("numpy", "ndarray"): lambda: np.ndarray,
+    ("numpy", "dtype"): lambda: np.dtype,
+    ("collections", "defaultdict"): lambda: collections.defaultdict,
+    ("__builtin__", "list"): lambda: list,
+    ("builtins", "list"): lambda: list,
+    ("scipy.sparse.csr", "csr_matrix"): lambda: _CSRStub,
+    ("scipy.sparse._csr", "csr_matrix"): lambda: _CSRStub,
+}
+
+
+class _PlanetoidUnpickler(pickle.Unpickler):
+    """An unpickler that resolves only the globals the Planetoid files need."""
+
+    def __init__(self, file, source: str) -> None:
+        super().__init__(file, encoding="latin1")
+        self.source = source
+
+    def find_class(self, module: str, name: str) -> Any:
+        factory = _ALLOWED.get((module, name))
+        if factory is None:
+            raise DataError(
+                f"{self.source}: refusing to unpickle '{module}.{name}' "
+                "(only numpy/scipy-sparse/builtin containers are allowed)"
+            )
+        return factory()
+
+
+def _read_part(path: Path) -> Any:
+    if not path.is_file():
+        raise DataError(
+            f"Planetoid file {path} is missing: put the ind.* files in {path.parent} or set "
+            "DISTGNN_DATA to a folder holding planetoid/ind.<name>.*"
+        )
+    if path.name.endswith(".test.index"):
+        try:
+            return np.loadtxt(path, dtype=np.int64, ndmin=1)
+        except ValueError as err:
+            raise DataError(f"{path.name}: expected one integer node id per line ({err})") from None
+    with open(path, "rb") as f:
+        try:
+            return _PlanetoidUnpickler(f, path.name).load()
+        except DataError:
+            raise
+        except Exception as err:  # truncated or corrupted pickle: many exception types
+            raise DataError(f"{path.name}: not a readable Planetoid pickle ({type(err).__name__}: {err})") from None
+
+
+def _dense(obj: Any, source: str) -> np.ndarray:
+    if isinstance(obj, _CSRStub):
+        return obj.to_dense()
+    if isinstance(obj, np.ndarray) and obj.ndim == 2:
+        return obj.astype(np.float32)
+    raise DataError(f"{source}: expected a 2-D matrix, got {type(obj).__name__}")
+
+
+def _edge_index(graph: Any, num_nodes: int, source: str) -> Tensor:
+    """``{node: [neighbours]}`` -> undirected ``[2, E]`` int64 (both directions, no loops/duplicates)."""
+    if not isinstance(graph, dict):
+        raise DataError(f"{source}: expected a dict of adjacency lists, got {type(graph).__name__}")
+    lengths = np.fromiter((len(v) for v in graph.values()), dtype=np.int64, count=len(graph))
+    src = np.repeat(np.fromiter(graph.keys(), dtype=np.int64, count=len(graph)), lengths)
+    dst = np.fromiter(chain.from_iterable(graph.values()), dtype=np.int64, count=int(lengths.sum()))
+    ids = np.concatenate([src, dst])
+    if ids.size and (ids.min() < 0 or ids.max() >= num_nodes):
+        raise DataError(f"{source}: node id {int(ids.max())} out of range for {num_nodes} nodes")
+    return simple_edge_index(torch.from_numpy(src), torch.from_numpy(dst), num_nodes, undirected=True)
+
+
+def _one_hot_to_labels(onehot: np.ndarray) -> np.ndarray:
+    """``[N, C]`` one-hot -> ``[N]`` int64 class ids, ``-1`` for all-zero rows."""
+    labels = onehot.argmax(axis=1).astype(np.int64)
+    labels[~onehot.any(axis=1)] = -1
+    return labels
+
+
+def load_planetoid(
+    name: str = "cora", root: str | os.PathLike | None = None, normalize_features: bool = False
+) -> GraphData:
+    """Load a Planetoid dataset with the standard split, exactly as PyG's ``Planetoid`` does.
+
+    Args:
+        name: ``"cora"``, ``"citeseer"`` or ``"pubmed"`` (the ``{name}`` in ``ind.{name}.*``).
+        root: folder holding the ``ind.*`` files; default ``default_data_dir() / "planetoid"``.
+        normalize_features: row-normalise the features to sum 1 (Kipf & Welling's
+            preprocessing); by default they stay raw (0/1 for Cora and CiteSeer, TF-IDF for PubMed).
+
+    Returns:
+        :class:`GraphData` with ``x`` ``[N, F]`` float32, ``y`` ``[N]`` int64 (``-1`` for the
+        CiteSeer nodes without a label), an undirected ``edge_index`` ``[2, E]`` (both directions,
+        no self-loops or duplicates) and the masks: train = the first ``len(y)`` nodes, val = the
+        next 500, test = the nodes of ``test.index``. Cora: N=2708, E=10556, F=1433, C=7, 140/500/1000.
+    """
+    folder = Path(root) if root is not None else default_data_dir() / "planetoid"
+    parts = {p: _read_part(folder / f"ind.{name}.{p}") for p in _PARTS}
+    allx, tx = _dense(parts["allx"], f"ind.{name}.allx"), _dense(parts["tx"], f"ind.{name}.tx")
+    ally, ty = _dense(parts["ally"], f"ind.{name}.ally"), _dense(parts["ty"], f"ind.{name}.ty")
+    num_train = len(parts["y"])
+    test_index = parts["test.index"]
+    sorted_test = np.sort(test_index)
+    lo, hi = int(sorted_test[0]), int(sorted_test[-1])
+    if lo != allx.shape[0] or len(test_index) != len(tx) or len(np.unique(test_index)) != len(test_index):
+        raise DataError(
+            f"ind.{name}.test.index: expected {len(tx)} distinct ids from {allx.shape[0]} on "
+            f"(one per row of tx), got {len(test_index)} ids in [{lo}, {hi}]; unsupported layout"
+        )
+    # Test ids not in test.index (CiteSeer's isolated nodes) get zero features and no label.
+    tx_ext = np.zeros((hi - lo + 1, tx.shape[1]), dtype=np.float32)
+    ty_ext = np.zeros((hi - lo + 1, ty.shape[1]), dtype=np.float32)
+    tx_ext[sorted_test - lo], ty_ext[sorted_test - lo] = tx, ty
+    x = np.concatenate([allx, tx_ext])
+    labels = _one_hot_to_labels(np.concatenate([ally, ty_ext]))
+    x[test_index], labels[test_index] = x[sorted_test], labels[sorted_test]
+    n = x.shape[0]
+    if num_train + _NUM_VAL > lo:
+        raise DataError(f"ind.{name}.y: {num_train} training + {_NUM_VAL} val nodes overlap the test ids")
+
+    x_t = torch.from_numpy(x)
+    if normalize_features:
+        x_t = x_t / x_t.sum(dim=1, keepdim=True).clamp_min(torch.finfo(x_t.dtype).tiny)
+    masks = {key: torch.zeros(n, dtype=torch.bool) for key in ("train_mask", "val_mask", "test_mask")}
+    masks["train_mask"][:num_train] = True
+    masks["val_mask"][num_train : num_train + _NUM_VAL] = True
+    masks["test_mask"][torch.from_numpy(test_index)] = True
+    data = GraphData(
+        edge_index=_edge_index(parts["graph"], n, f"ind.{name}.graph"),
+        num_nodes=n,
+        x=x_t,
+        y=torch.from_numpy(labels),
+        name=name,
+        meta={"source": str(folder)},
+        **masks,
+    )
+    log.info("loaded %r from %s", data, folder)
+    return data
