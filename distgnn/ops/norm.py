@@ -6,6 +6,7 @@ with the graph's edges) and returns edge weights of the normalised matrix. Degre
 source-side degrees of halo nodes come from their owners through ``gather_src``.
 
 =====================  ===============================================================
+``remove_self_loops``  drop loops; ``add_self_loops``: exactly one loop per node
 ``gcn_norm``           ``D̂^-1/2 (A + I) D̂^-1/2``, remaining self-loops added first
 ``sym_norm``           ``D^-1/2 A D^-1/2``, no loops added; zero-degree nodes give 0
 ``rw_norm``            ``D^-1 A`` (row-normalised random walk), no loops added
@@ -27,6 +28,23 @@ def _inv_pow(deg: Tensor, p: float) -> Tensor:
     return out.masked_fill_(deg == 0, 0.0)
 
 
+def _loop_free(g: Graph) -> tuple[Graph, Tensor]:
+    """``(g without its self-loops, keep mask [E])``, cached on ``g``."""
+
+    def build():
+        keep = g.edge_index[0] != g.edge_index[1]  # on a partition, halo ids never equal owned ids
+        return g.with_edges(g.edge_index[:, keep]), keep
+
+    return g.cached("without_self_loops", build)
+
+
+def remove_self_loops(graph: Tensor | Graph, edge_weight: Tensor | None = None, *, num_nodes: int | None = None):
+    """Drop every self-loop. Returns ``(graph_without_loops, edge_weight_without_loops)``; the
+    weights are ``None`` when ``edge_weight`` is ``None``. Edge order is kept."""
+    g, keep = _loop_free(as_graph(graph, num_nodes))
+    return g, (None if edge_weight is None else edge_weight[keep])
+
+
 def add_self_loops(
     graph: Tensor | Graph, edge_weight: Tensor | None = None, fill_value: float = 1.0, *, num_nodes: int | None = None
 ):
@@ -39,10 +57,9 @@ def add_self_loops(
     g = as_graph(graph, num_nodes)
 
     def build():
-        src, dst = g.edge_index
-        keep = src != dst  # on a partition, halo ids never equal owned ids
+        free, keep = _loop_free(g)
         loops = torch.arange(g.num_nodes, device=g.device)
-        return g.with_edges(torch.cat([g.edge_index[:, keep], torch.stack([loops, loops])], 1)), keep
+        return g.with_edges(torch.cat([free.edge_index, torch.stack([loops, loops])], 1)), keep
 
     g2, keep = g.cached("remaining_self_loops", build)
     if edge_weight is None:

@@ -56,3 +56,9 @@ def test_estimate_lambda_max_matches_eigvalsh():
 def test_lambda_max_must_be_positive():
     with pytest.raises(ValueError, match="lambda_max must be positive"):
         ops.scaled_laplacian(TINY["path"][0], lambda_max=0.0)
+
+
+def test_remove_self_loops_keeps_order_and_weights():
+    ei = torch.tensor([[0, 1, 1, 2], [0, 2, 1, 0]])
+    g, w = ops.remove_self_loops(ei, torch.tensor([1.0, 2.0, 3.0, 4.0]))
+    assert g.edge_index.tolist() == [[1, 2], [2, 0]] and w.tolist() == [2.0, 4.0]
