@@ -71,8 +71,13 @@ def build(name, make, dtype=torch.float64, seed=0):
             a = torch.ones(1, 2, 2, dtype=dtype)
             call(name, layer, torch.zeros(1, 2, F_IN, dtype=dtype), a, edge_features(name, 0, dtype, shape=(1, 2, 2)))
     layer.train()
-    # move batch-norm running statistics away from their defaults so eval mode is not trivial
+    # move biases and batch-norm statistics away from their defaults: a misplaced bias, or eval
+    # mode using the wrong statistics, must show
     with torch.no_grad():
+        g = torch.Generator().manual_seed(seed + 100)
+        for pname, p in layer.named_parameters():
+            if pname.split(".")[-1] == "bias" or pname.endswith("bias"):
+                p.copy_(torch.rand(p.shape, generator=g, dtype=torch.float64).to(p.dtype) - 0.5)
         for bname, buf in layer.named_buffers():
             if bname.endswith("running_mean"):
                 buf.uniform_(-0.5, 0.5)

@@ -1,0 +1,108 @@
+"""GINConvBatch: GINConv on dense batches."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import Tensor
+
+from .gin import GINConv
+from .modes import prepare
+from .utils import Activation, Initializer, check_positive_int
+
+
+def as_dense_batch(x, a, e: Tensor | None = None, mask: Tensor | None = None):
+    """A single dense graph as a batch of one, for the batch-only layers.
+
+    ``x [N, F]``, dense ``a [N, N]`` (``e [N, N, S]``, ``mask [N]``) become ``[1, ...]``; anything
+    else is returned unchanged (and validated later by :func:`~distgnn.layers.modes.prepare`).
+    Returns ``(x, a, e, mask, single)``; ``single`` says to drop the batch dimension afterwards.
+    """
+    dense = isinstance(a, Tensor) and a.is_floating_point() and a.layout == torch.strided
+    if dense and isinstance(x, Tensor) and x.dim() == 2 and a.dim() == 2:
+        e = None if e is None else e.unsqueeze(0)
+        mask = None if mask is None else mask.unsqueeze(0)
+        return x.unsqueeze(0), a.unsqueeze(0), e, mask, True
+    return x, a, e, mask, False
+
+
+class GINConvBatch(GINConv):
+    r"""GINConv (`Xu et al. <https://arxiv.org/abs/1810.00826>`_) on dense batches.
+
+    .. math::
+        X'_b = \mathrm{MLP}\big((1 + \epsilon) X_b + A_b X_b\big)
+
+    for every sample ``b``, with ``(A X)_i = \sum_j a_{ij} x_j`` (the values of ``a`` weight the
+    neighbours, as in the dense product of the Spektral reference). The MLP is GINConv's: one
+    block per entry of ``mlp_hidden`` (Dense, ``mlp_activation``, batch norm when
+    ``mlp_batchnorm``), then a Dense to ``channels`` and ``activation``.
+
+    Batch norm: the statistics (training mode) are taken over the VALID nodes of the whole batch,
+    i.e. the nodes with ``mask == True`` in every sample (all ``B * N`` nodes when no mask is
+    given, so pass a mask when samples are padded); masked nodes never enter the statistics and
+    output zeros.
+
+    ``aggregate``: ``'sum'`` (default) is ``A X`` above. Other reductions of
+    :class:`~distgnn.layers.base.MessagePassing` reduce the weighted messages ``a_ij x_j`` over the
+    nonzeros of row ``i`` (``'mean'`` divides by their number); with a 0/1 adjacency this is
+    GINConv's aggregation.
+
+    Args: as :class:`~distgnn.layers.gin.GINConv` (``channels``, ``epsilon``, ``mlp_hidden``,
+    ``mlp_activation``, ``mlp_batchnorm``, ``aggregate``, ``activation``, ``use_bias``,
+    ``kernel_initializer``, ``bias_initializer``, ``in_channels``).
+
+    Shapes:
+        x ``[B, N, F]``; a ``[B, N, N]`` (``a[b, i, j]``: edge ``j -> i``); mask ``[B, N]``
+        (optional). Output ``[B, N, C]``, zero rows for masked nodes. A single dense graph
+        (``x [N, F]``, ``a [N, N]``) is treated as a batch of one and returned as ``[N, C]``.
+
+    Modes: batch (sparse graphs: :class:`~distgnn.layers.gin.GINConv`).
+    """
+
+    MODES = ("batch",)
+
+    def __init__(
+        self,
+        channels: int,
+        epsilon: float | None = None,
+        mlp_hidden: Sequence[int] | None = None,
+        mlp_activation: Activation = "relu",
+        mlp_batchnorm: bool = True,
+        aggregate="sum",
+        activation: Activation = None,
+        use_bias: bool = True,
+        kernel_initializer: Initializer = "glorot_uniform",
+        bias_initializer: Initializer = "zeros",
+        *,
+        in_channels: int | None = None,
+    ):
+        check_positive_int(channels, "channels", "GINConvBatch")
+        for h in mlp_hidden or []:
+            check_positive_int(h, "mlp_hidden entries", "GINConvBatch")
+        super().__init__(
+            channels,
+            epsilon,
+            mlp_hidden,
+            mlp_activation,
+            mlp_batchnorm,
+            aggregate,
+            activation,
+            use_bias,
+            kernel_initializer,
+            bias_initializer,
+            in_channels=in_channels,
+        )
+
+    def forward(self, x: Tensor, a: Tensor, mask: Tensor | None = None) -> Tensor:
+        x, a, _, mask, single = as_dense_batch(x, a, None, mask)
+        inp = prepare("GINConvBatch", self.MODES, x, a, mask=mask)
+        agg = self.propagate(inp.x, inp.graph, edge_weight=inp.edge_weight)  # (B*N, F)
+        h = (1.0 + self.eps) * inp.x + agg  # (B*N, F)
+        if inp.mask is None:
+            out = self.mlp(h)  # (B*N, C)
+        else:
+            valid = inp.mask.nonzero().flatten()  # (N_valid,)
+            y = self.mlp(h.index_select(0, valid))  # (N_valid, C): batch norm over valid nodes only
+            out = y.new_zeros((h.shape[0], y.shape[-1])).index_copy(0, valid, y)  # (B*N, C)
+        out = inp.restore(out)  # (B, N, C)
+        return out[0] if single else out
