@@ -176,6 +176,14 @@ class ARMAConv(LazyModuleMixin, MessagePassing):
             out = self.gcn_activation(h)  # (N, *, K, C)
         return inp.restore(self.activation(out.mean(-2)))  # (N, *, C)
 
+    @staticmethod
+    def preprocess(a):
+        """``normalized_adjacency(a, symmetric=True)`` = ``sym(A)``, the matrix this layer builds
+        internally (for inspection; do not feed it back in)."""
+        from .preprocessing import normalized_adjacency
+
+        return normalized_adjacency(a, symmetric=True)
+
     def extra_repr(self) -> str:
         f = None if self.has_uninitialized_params() else self.kernel_in.shape[1]
         return (

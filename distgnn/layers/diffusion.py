@@ -91,5 +91,13 @@ class DiffusionConv(MessagePassing):
         out = torch.cat(terms, dim=-1) @ self.kernel  # (N, *, K) @ (K, C) -> (N, *, C)
         return inp.restore(self.activation(out))
 
+    @staticmethod
+    def preprocess(a):
+        """``normalized_adjacency(a, symmetric=False)`` = ``rw(A)``, the matrix this layer builds
+        internally (for inspection; do not feed it back in)."""
+        from .preprocessing import normalized_adjacency
+
+        return normalized_adjacency(a, symmetric=False)
+
     def extra_repr(self) -> str:
         return f"in_channels={self.in_channels}, channels={self.channels}, K={self.K}"

@@ -84,5 +84,13 @@ class GCSConv(MessagePassing):
             h = h + self.bias
         return inp.restore(self.activation(h))
 
+    @staticmethod
+    def preprocess(a):
+        """``normalized_adjacency(a, symmetric=True)`` = ``sym(A)``, the matrix this layer builds
+        internally (for inspection; do not feed it back in)."""
+        from .preprocessing import normalized_adjacency
+
+        return normalized_adjacency(a, symmetric=True)
+
     def extra_repr(self) -> str:
         return f"in_channels={self.kernel_1.in_features}, channels={self.channels}, use_bias={self.bias is not None}"

@@ -112,6 +112,14 @@ class TAGConv(LazyModuleMixin, MessagePassing):
             out = out + self.bias
         return inp.restore(self.activation(out))
 
+    @staticmethod
+    def preprocess(a):
+        """``normalized_adjacency(a, symmetric=True)`` = ``sym(A)``, the matrix this layer builds
+        internally (for inspection; do not feed it back in)."""
+        from .preprocessing import normalized_adjacency
+
+        return normalized_adjacency(a, symmetric=True)
+
     def extra_repr(self) -> str:
         f = None if self.has_uninitialized_params() else self.kernel.shape[0] // (self.K + 1)
         return f"in_channels={f}, channels={self.channels}, K={self.K}, aggregate={self.aggr!r}"

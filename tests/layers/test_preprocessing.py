@@ -72,3 +72,13 @@ def test_layer_preprocess_is_what_the_layer_computes():
     torch.testing.assert_close(APPNPConv.preprocess(a), gcn_dense(a))
     eye = torch.eye(n, dtype=torch.float64)
     torch.testing.assert_close(ChebConv.preprocess(a, 1.5), (2 / 1.5) * (eye - sym_dense(a)) - eye)
+
+
+@pytest.mark.parametrize("name,symmetric", [("GCSConv", True), ("ARMAConv", True), ("TAGConv", True), ("DiffusionConv", False)])
+def test_propagation_layers_preprocess(name, symmetric):
+    from distgnn import layers
+
+    ei, n = TINY["random"]
+    a = dense(ei, n)
+    expected = sym_dense(a) if symmetric else a / a.sum(1, keepdim=True).clamp(min=1)
+    torch.testing.assert_close(getattr(layers, name).preprocess(a), expected)
