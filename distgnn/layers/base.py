@@ -90,7 +90,7 @@ class MessagePassing(nn.Module):
     ) -> Tensor:
         """``x [N, *, F]`` -> ``[N, *, F']`` (see the module docstring)."""
         graph = as_graph(graph, x.shape[0])
-        if self._fused(edge_weight):
+        if self._fused(x, edge_weight):
             out = self._spmm(x, graph, edge_weight)
         else:
             msg = self.message(**self._message_args(x, graph, e, edge_weight, kwargs))
@@ -118,11 +118,12 @@ class MessagePassing(nn.Module):
                 raise ValueError(f"lift: argument names must end in _i or _j, got {name!r}")
         return out
 
-    def _fused(self, edge_weight: Tensor | None) -> bool:
+    def _fused(self, x: Tensor, edge_weight: Tensor | None) -> bool:
+        # edge weights [E] (one matrix), or [E, *h] with x [N, *h, F] (one matrix per head)
         return (
             type(self).message is MessagePassing.message
             and self.aggr in ("sum", "mean")
-            and (edge_weight is None or edge_weight.dim() == 1)
+            and (edge_weight is None or edge_weight.dim() == 1 or edge_weight.shape[1:] == x.shape[1:-1])
         )
 
     def _spmm(self, x: Tensor, graph: Graph, edge_weight: Tensor | None) -> Tensor:
@@ -131,7 +132,7 @@ class MessagePassing(nn.Module):
         if self.aggr == "mean":
             deg = graph.in_degree(dtype=x.dtype).clamp(min=1)  # (N,)
             inv = (1.0 / deg).index_select(0, graph.edge_index[1])  # (E,)
-            w = inv if w is None else w * inv
+            w = inv if w is None else w * broadcast_edges(inv, w)
         if w is not None and w.dtype != x.dtype:
             w = w.to(x.dtype)
         return spmm(graph.csr(), w, x_src)  # (N, *, F)

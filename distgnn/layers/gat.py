@@ -8,7 +8,7 @@ from torch.nn.modules.lazy import LazyModuleMixin
 from torch.nn.parameter import UninitializedParameter
 
 from ..ops import add_self_loops, segment_softmax
-from .base import MessagePassing, broadcast_edges
+from .base import MessagePassing
 from .modes import ALL_MODES, prepare
 from .utils import Activation, Initializer, check_positive_int, check_rate, dropout, get_activation, get_initializer
 
@@ -103,16 +103,17 @@ class GATConv(LazyModuleMixin, MessagePassing):
                 self.kernel.materialize((x.shape[-1], self.attn_heads, self.channels))
                 self._kernel_init(self.kernel)
 
-    def message(self, x_j: Tensor, edge_weight: Tensor) -> Tensor:
-        return x_j * broadcast_edges(edge_weight, x_j)  # (E, *, H, C)
-
     def forward(self, x: Tensor, a, mask: Tensor | None = None):
         inp = prepare("GATConv", self.MODES, x, a, mask=mask)
         g = add_self_loops(inp.graph)[0] if self.add_self_loops else inp.graph
         f, heads, c = self.kernel.shape
-        h = (inp.x @ self.kernel.reshape(f, heads * c)).unflatten(-1, (heads, c))  # (N, *, H, C)
-        s_self = (h * self.attn_kernel_self[..., 0].t()).sum(-1)  # (N, *, H)
-        s_neigh = (h * self.attn_kernel_neighs[..., 0].t()).sum(-1)  # (N, *, H)
+        # a . (x W) = x . (W a): fold the attention vectors into the kernel, so that one matmul
+        # gives every head's features and both attention scores
+        a_self = (self.kernel * self.attn_kernel_self[..., 0].t()).sum(-1)  # (F, H)
+        a_neigh = (self.kernel * self.attn_kernel_neighs[..., 0].t()).sum(-1)  # (F, H)
+        proj = inp.x @ torch.cat([self.kernel.reshape(f, heads * c), a_self, a_neigh], 1)  # (N, *, H*C + 2H)
+        h = proj[..., : heads * c].unflatten(-1, (heads, c))  # (N, *, H, C)
+        s_self, s_neigh = proj[..., heads * c :].split(heads, -1)  # (N, *, H) each
         ev = self.lift(g, s_i=s_self, s_j=s_neigh)
         scores = F.leaky_relu(ev["s_i"] + ev["s_j"], 0.2)  # (E, *, H)
         alpha = segment_softmax(scores, g.edge_index[1], g.num_nodes)  # (E, *, H)

@@ -243,13 +243,16 @@ class GraphBatchNorm(LazyModuleMixin, nn.Module):
         else:
             reduce = (lambda t: t) if graph is None else graph.all_reduce
             dims = tuple(range(x.dim() - 1))
-            n = reduce(x.new_tensor(float(x.numel() // max(x.shape[-1], 1))))
-            mean = reduce(x.sum(dims)) / n.clamp(min=1)  # (F,)
-            var = reduce((x - mean).pow(2).sum(dims)) / n.clamp(min=1)  # (F,)
+            n = reduce(x.new_tensor(float(x.numel() // max(x.shape[-1], 1)))).clamp(min=1)
+            mean = reduce(x.sum(dims)) / n  # (F,)
+            xc = x - mean  # (N, *, F), shared by the variance and the output
+            var = reduce((xc * xc).sum(dims)) / n  # (F,)
             with torch.no_grad():
                 self.running_mean.lerp_(mean.detach(), self.momentum)
                 self.running_var.lerp_(var.detach(), self.momentum)
-        return (x - mean) * torch.rsqrt(var + self.eps) * self.weight + self.bias
+            return xc * (self.weight * torch.rsqrt(var + self.eps)) + self.bias  # (N, *, F)
+        scale = self.weight * torch.rsqrt(var + self.eps)  # (F,): one pass over x below
+        return x * scale + (self.bias - mean * scale)
 
     def extra_repr(self) -> str:
         f = None if self.has_uninitialized_params() else self.weight.numel()

@@ -80,13 +80,17 @@ def _compress(index: Tensor, n: int) -> Tensor:
 
 
 class _SpMM(torch.autograd.Function):
-    """``out = A(values) @ x`` with gradients for ``values [E]`` and ``x [num_cols, K]``."""
+    """``out = A(values) @ x`` with gradients for ``values`` and ``x``.
+
+    ``values [E]`` with ``x [num_cols, K]`` -> ``[num_rows, K]``; or one matrix per head,
+    ``values [E, H]`` with ``x [num_cols, H, K]`` -> ``[num_rows, H, K]`` (attention).
+    """
 
     @staticmethod
     def forward(ctx, values: Tensor, x: Tensor, csr: CSR) -> Tensor:
         ctx.csr = csr
         ctx.save_for_backward(values, x)
-        return torch.sparse.mm(csr.matrix(values), x)  # (R, K)
+        return _products(csr, values, x, transpose=False)  # (R, K) or (R, H, K)
 
     @staticmethod
     def backward(ctx, grad: Tensor):
@@ -95,15 +99,24 @@ class _SpMM(torch.autograd.Function):
         grad = grad.contiguous()
         grad_values = grad_x = None
         if ctx.needs_input_grad[1]:
-            grad_x = torch.sparse.mm(csr.matrix(values, transpose=True), grad)  # (C, K)
+            grad_x = _products(csr, values, grad, transpose=True)  # (C, K) or (C, H, K)
         if ctx.needs_input_grad[0]:
-            grad_values = _sddmm(csr, grad, x)
+            grad_values = _sddmm(csr, grad, x)  # (E,) or (E, H)
         return grad_values, grad_x, None
 
 
+def _products(csr: CSR, values: Tensor, x: Tensor, transpose: bool) -> Tensor:
+    if values.dim() == 1:
+        return torch.sparse.mm(csr.matrix(values, transpose), x)
+    xh = x.transpose(0, 1).contiguous()  # (H, C, K): one contiguous block per head
+    out = [torch.sparse.mm(csr.matrix(values[:, h], transpose), xh[h]) for h in range(values.shape[1])]
+    return torch.stack(out, dim=1)  # (R, H, K)
+
+
 def _sddmm(csr: CSR, a: Tensor, b: Tensor) -> Tensor:
-    """``out[e] = <a[dst_e], b[src_e]>`` in edge order, in chunks to bound memory."""
-    out_csr = a.new_empty(csr.num_edges)
+    """``out[e] = <a[dst_e], b[src_e]>`` over the last dim (``[E]``, or ``[E, H]`` for
+    ``[*, H, K]`` inputs) in edge order, in chunks to bound memory."""
+    out_csr = a.new_empty((csr.num_edges,) + tuple(a.shape[1:-1]))
     for s in range(0, csr.num_edges, _SDDMM_CHUNK):
         rows = csr.row[s : s + _SDDMM_CHUNK]
         cols = csr.col[s : s + _SDDMM_CHUNK]
@@ -116,8 +129,12 @@ def _sddmm(csr: CSR, a: Tensor, b: Tensor) -> Tensor:
 def spmm(csr: CSR, values: Tensor | None, x: Tensor) -> Tensor:
     """``out[i] = sum_{e: j -> i} values[e] * x[j]`` for ``x [num_cols, *]`` -> ``[num_rows, *]``.
 
-    ``values`` is ``[E]`` in edge order (``None`` means all ones). Differentiable in both.
+    ``values`` is ``[E]`` in edge order (``None`` means all ones), or ``[E, *h]``: one matrix per
+    head for ``x [num_cols, *h, K]`` (``out[i, h] = sum_e values[e, h] * x[j, h]``). Differentiable
+    in both.
     """
+    if values is not None and values.dim() > 1:
+        return _spmm_heads(csr, values, x)
     trailing = tuple(x.shape[1:])
     x2 = x.reshape(x.shape[0], math.prod(trailing))  # (C, K)
     if values is None:
@@ -129,3 +146,19 @@ def spmm(csr: CSR, values: Tensor | None, x: Tensor) -> Tensor:
         msg = x2.index_select(0, csr.col) * w  # (E, K)
         out = x2.new_zeros(csr.num_rows, x2.shape[1]).index_add(0, csr.row, msg)  # (R, K)
     return out.view((csr.num_rows,) + trailing)
+
+
+def _spmm_heads(csr: CSR, values: Tensor, x: Tensor) -> Tensor:
+    heads = tuple(values.shape[1:])
+    if tuple(x.shape[1:-1]) != heads:
+        raise ValueError(f"spmm: values {tuple(values.shape)} need x [num_cols, {', '.join(map(str, heads))}, K], "
+                         f"got {tuple(x.shape)}")
+    x3 = x.reshape(x.shape[0], math.prod(heads), x.shape[-1])  # (C, H, K)
+    v2 = values.reshape(values.shape[0], x3.shape[1])  # (E, H)
+    if x3.dtype in _SPMM_DTYPES and v2.dtype == x3.dtype and x3.numel() > 0 and csr.num_edges > 0:
+        out = _SpMM.apply(v2, x3.contiguous(), csr)
+    else:  # empty, or a dtype the sparse kernels lack: gather + index_add in CSR order
+        w = v2.to(x3.dtype).index_select(0, csr.perm).unsqueeze(-1)  # (E, H, 1)
+        msg = x3.index_select(0, csr.col) * w  # (E, H, K)
+        out = x3.new_zeros((csr.num_rows,) + tuple(x3.shape[1:])).index_add(0, csr.row, msg)
+    return out.view((csr.num_rows,) + tuple(x.shape[1:]))

@@ -1,0 +1,7 @@
+"""``python -m distgnn.partition``: see :mod:`distgnn.partition.cli`."""
+import sys
+
+from .cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())
