@@ -1,0 +1,1 @@
+"""Tests of distgnn.partition (a package so helper imports and module names stay unique)."""
