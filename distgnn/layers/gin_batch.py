@@ -26,6 +26,20 @@ def as_dense_batch(x, a, e: Tensor | None = None, mask: Tensor | None = None):
     return x, a, e, mask, False
 
 
+def _plain_dense_batch(x, a, mask) -> bool:
+    """``x [B, N, F]``, dense float ``a [B, N, N]`` and ``mask`` None or ``[B, N]``."""
+    return (
+        isinstance(x, Tensor)
+        and isinstance(a, Tensor)
+        and x.dim() == 3
+        and a.dim() == 3
+        and a.is_floating_point()
+        and a.layout == torch.strided
+        and a.shape == (x.shape[0], x.shape[1], x.shape[1])
+        and (mask is None or (isinstance(mask, Tensor) and mask.shape == x.shape[:2]))
+    )
+
+
 class GINConvBatch(GINConv):
     r"""GINConv (`Xu et al. <https://arxiv.org/abs/1810.00826>`_) on dense batches.
 
@@ -93,16 +107,27 @@ class GINConvBatch(GINConv):
             in_channels=in_channels,
         )
 
+    def _mlp_on_valid(self, h: Tensor, valid: Tensor | None) -> Tensor:
+        """The MLP on the valid rows only (batch norm over valid nodes); zeros elsewhere."""
+        if valid is None:
+            return self.mlp(h)  # (B*N, C)
+        rows = valid.nonzero().flatten()  # (N_valid,)
+        y = self.mlp(h.index_select(0, rows))  # (N_valid, C)
+        return y.new_zeros((h.shape[0], y.shape[-1])).index_copy(0, rows, y)  # (B*N, C)
+
     def forward(self, x: Tensor, a: Tensor, mask: Tensor | None = None) -> Tensor:
         x, a, _, mask, single = as_dense_batch(x, a, None, mask)
+        if self.aggr == "sum" and _plain_dense_batch(x, a, mask):
+            # A X as one batched dense product: no edge list or CSR is built per call
+            b, n, f = x.shape
+            valid = None if mask is None else mask.to(torch.bool)
+            a_used = a if valid is None else a * (valid.unsqueeze(2) & valid.unsqueeze(1)).to(a.dtype)
+            h = ((1.0 + self.eps) * x + torch.bmm(a_used.to(x.dtype), x)).reshape(b * n, f)  # (B*N, F)
+            out = self._mlp_on_valid(h, None if valid is None else valid.reshape(-1))  # (B*N, C)
+            out = out.reshape(b, n, out.shape[-1])  # (B, N, C)
+            return out[0] if single else out
         inp = prepare("GINConvBatch", self.MODES, x, a, mask=mask)
         agg = self.propagate(inp.x, inp.graph, edge_weight=inp.edge_weight)  # (B*N, F)
         h = (1.0 + self.eps) * inp.x + agg  # (B*N, F)
-        if inp.mask is None:
-            out = self.mlp(h)  # (B*N, C)
-        else:
-            valid = inp.mask.nonzero().flatten()  # (N_valid,)
-            y = self.mlp(h.index_select(0, valid))  # (N_valid, C): batch norm over valid nodes only
-            out = y.new_zeros((h.shape[0], y.shape[-1])).index_copy(0, valid, y)  # (B*N, C)
-        out = inp.restore(out)  # (B, N, C)
+        out = inp.restore(self._mlp_on_valid(h, inp.mask))  # (B, N, C)
         return out[0] if single else out
