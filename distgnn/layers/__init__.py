@@ -25,7 +25,8 @@ from .registry import REGISTRY, LayerEntry, register
 from .sage import GraphSageConv
 from .tag import TAGConv
 from .utils import MLP, Dense, GraphBatchNorm, get_activation, get_initializer
-from .xenet import XENetConv, XENetConvBatch, XENetDenseConv
+from .xenet import XENetConv
+from .xenet_batch import XENetConvBatch, XENetDenseConv
 
 for _cls in (GCNConv, GraphSageConv, GATConv, GINConv, APPNPConv, ChebConv,
              CrystalConv, ECCConv, EdgeConv, GatedGraphConv, GeneralConv,

@@ -192,7 +192,6 @@ class CensNetConv(MessagePassing):
         zk = z * k.unsqueeze(-1)  # (M, C_e) contribution to Q
 
         # sums over the edges at each node: incoming (local) + outgoing (partial sums at sources)
-        c_e = z.shape[-1]
         inc = scatter_sum(torch.cat([coef * h_j, wk, zk], -1), dst, n)  # (N, C_v+1+C_e)
         out = graph.scatter_src(scatter_sum(torch.cat([coef * h_i, wk, zk], -1), src, n_src))  # (N, C_v+1+C_e)
         tot = inc + out

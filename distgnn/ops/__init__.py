@@ -77,4 +77,5 @@ __all__ = [
     "scatter_sum",
     "segment_softmax",
     "spmm",
+    "sym_norm",
 ]

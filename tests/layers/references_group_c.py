@@ -17,7 +17,7 @@ from torch import Tensor
 
 from distgnn.layers.censnet import CensNetConv
 from distgnn.layers.gin_batch import GINConvBatch
-from distgnn.layers.xenet import XENetConv, XENetConvBatch
+from distgnn.layers import XENetConv, XENetConvBatch
 from tests.layers.references import Case, dense_apply, gcn_dense, mlp_dense
 
 

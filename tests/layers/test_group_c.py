@@ -12,7 +12,7 @@ from distgnn.graph import GraphError, run_parts, split_graph
 from distgnn.layers import preprocessing as P
 from distgnn.layers.censnet import CensNetConv
 from distgnn.layers.gin_batch import GINConvBatch
-from distgnn.layers.xenet import XENetConv, XENetConvBatch, XENetDenseConv
+from distgnn.layers import XENetConv, XENetConvBatch, XENetDenseConv
 from tests.graphs import ASSIGNMENTS, TINY, E, dense, random_graph
 from tests.layers.references import gcn_dense, mlp_dense
 from tests.layers.references_group_c import incidence, ref_censnet, ref_xenet

@@ -14,7 +14,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 
-from distgnn.partition import load_manifest, load_part, reassemble, verify
+from distgnn.partition import load_manifest, reassemble, verify
 from distgnn.partition.cli import main
 
 from .conftest import assert_round_trip

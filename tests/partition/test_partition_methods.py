@@ -6,11 +6,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pymetis
 import pytest
-import torch
 
 from distgnn.partition import (
     MetisPartitioner, ParquetEdges, PartitionError, RandomPartitioner, RangePartitioner, StreamPartitioner,
-    get_method, graph_input, load_manifest, partition, reassemble,
+    get_method, graph_input, partition, reassemble,
 )
 from distgnn.partition._metis import symmetric_csr
 from distgnn.partition.methods import water_fill
