@@ -53,8 +53,8 @@ def main(argv: list[str] | None = None) -> int:
         data = load_dataset(args.dataset, args.seed)
         planetoid = args.dataset in ("cora", "citeseer", "pubmed") or args.dataset.startswith("planetoid:")
         config = TrainConfig(
-            epochs=args.epochs or (200 if planetoid else 100),
-            lr=args.lr or (0.005 if args.model == "gat" else 0.01),
+            epochs=args.epochs if args.epochs is not None else (200 if planetoid else 100),
+            lr=args.lr if args.lr is not None else (0.005 if args.model == "gat" else 0.01),
             weight_decay=args.weight_decay,
             seed=args.seed,
             select=args.select,

@@ -51,3 +51,7 @@ def test_cli_runs_and_reports(capsys):
     assert "epoch    5  loss" in out and "final: test accuracy" in out
     assert main(["--dataset", "nope"]) == 2
     assert "error: unknown dataset 'nope'" in capsys.readouterr().err
+    assert main(["--dataset", "synthetic:800", "--epochs", "0"]) == 2
+    assert "error: epochs must be a positive int, got 0" in capsys.readouterr().err
+    assert main(["--dataset", "synthetic:800", "--lr", "0"]) == 2
+    assert "error: lr must be positive, got 0.0" in capsys.readouterr().err
