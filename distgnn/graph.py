@@ -252,6 +252,9 @@ class HaloExchange(Protocol):
     ``all_reduce(t) -> t``: elementwise sum over all parts, differentiable, identical on every part.
     ``gather_reverse(e [E_p, *]) -> [E_p, *]``: rows of the reverse edges (zeros where none),
     wherever they are stored, differentiable.
+
+    Halo rows are ordered by owner part (then by the owner's local id), so each peer's rows form one
+    contiguous block: collective backends receive them grouped by sender.
     """
 
     def gather(self, x: Tensor) -> Tensor: ...
@@ -305,6 +308,7 @@ class PartitionedGraph(Graph):
         self.edge_ids = edge_ids
         self.part = part
         self.num_parts = num_parts
+        self.derived = False  # True for graphs made by with_edges: edge plans do not apply
 
     @property
     def num_src_nodes(self) -> int:
@@ -323,12 +327,17 @@ class PartitionedGraph(Graph):
         return self.exchange.all_reduce(t)
 
     def gather_reverse(self, e: Tensor) -> Tensor:
+        if self.derived:
+            raise GraphError(
+                "gather_reverse is only available on the partitioned graph itself, not on one derived "
+                "with with_edges (its exchange plans describe the original edges)"
+            )
         if e.shape[0] != self.num_edges:
             raise GraphError(f"part {self.part}: e has {e.shape[0]} rows but the part stores {self.num_edges} edges")
         return self.exchange.gather_reverse(e)
 
     def with_edges(self, edge_index: Tensor) -> "PartitionedGraph":
-        return PartitionedGraph(
+        g = PartitionedGraph(
             edge_index,
             self.num_nodes,
             self.num_halo,
@@ -339,6 +348,8 @@ class PartitionedGraph(Graph):
             num_parts=self.num_parts,
             validate=False,
         )
+        g.derived = True
+        return g
 
     def to(self, device):  # the exchange decides where halo rows live
         raise NotImplementedError("move a PartitionedGraph by building it on the target device")

@@ -128,3 +128,12 @@ def test_reverse_edges_whole_and_partitioned():
         ga = torch.autograd.grad((whole * w).sum(), e, retain_graph=True)[0]
         gb = torch.autograd.grad(sum((o * w[g.edge_ids]).sum() for g, o in zip(parts, outs)), e)[0]
         torch.testing.assert_close(gb, ga)
+
+
+def test_derived_partitioned_graph_refuses_gather_reverse():
+    from distgnn.ops import add_self_loops
+
+    ei, n = random_graph()
+    parts = split_graph(ei, ASSIGNMENTS["2-parts"], n, timeout=10)
+    with pytest.raises(GraphError, match="only available on the partitioned graph itself"):
+        run_parts(parts, lambda p, g: add_self_loops(g)[0].gather_reverse(torch.zeros(g.num_edges + g.num_nodes, 1)))
