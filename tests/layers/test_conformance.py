@@ -319,3 +319,26 @@ def test_wrong_edge_weight_length_is_a_clear_error():
     layer = build("GCNConv", CASES["GCNConv"].make)
     with pytest.raises(GraphError, match=r"edge_weight must be \[E\] with E=2"):
         layer(features(3), E((0, 1), (1, 2)), edge_weight=torch.ones(3, dtype=torch.float64))
+
+
+@pytest.mark.parametrize("name,make", [p for p in _case_params(["mixed"]) if "single" in REGISTRY[p.values[0]].modes])
+def test_partitioned_equals_whole_in_mixed_mode(name, make):
+    """Mixed mode (one graph, B samples) on 3 parts, training mode: outputs and input gradients."""
+    edge_index, n = random_graph(seed=23)
+    snapshot = build(name, make)
+    layer = copy.deepcopy(snapshot)
+    x = features(n, seed=24, batch=3).requires_grad_()  # (B, N, F)
+    e = edge_features(name, edge_index.shape[1])
+    out, eout = call(name, layer, x, edge_index, e)
+    r = _weights(out.shape, torch.float64, 25)
+    (gx,) = torch.autograd.grad((out * r).sum(), [x])
+
+    parts = split_graph(edge_index, ASSIGNMENTS["3-parts"], n)
+    replicas = [copy.deepcopy(snapshot) for _ in parts]
+    res = run_parts(parts, lambda p, g: call(name, replicas[p], x[:, g.node_ids], g, None if e is None else e[g.edge_ids]))
+    part_out = torch.empty_like(out)
+    for g, (o, _) in zip(parts, res):
+        part_out[:, g.node_ids] = o.detach()
+    assert_close(part_out, out, torch.float64, "outputs")
+    (pgx,) = torch.autograd.grad(sum((o * r[:, g.node_ids]).sum() for g, (o, _) in zip(parts, res)), [x])
+    assert_close(pgx, gx, torch.float64, "input gradient")
