@@ -1,7 +1,15 @@
-"""The distributed runtime (contract 3). For now: the collective halo exchange.
+"""The distributed runtime (contract 3): halo exchange, worker actors, the driver.
 
-Importing this package loads neither Ray nor Arrow.
+``python -m distgnn.launch`` or :func:`launch`. Importing this package loads neither Ray nor
+Arrow; the driver imports Ray when a run starts.
 """
+from .config import RunConfig
+from .driver import Driver, LaunchError, LaunchResult, WorkerLost, launch, latest_checkpoint, load_checkpoint
 from .exchange import CollectiveExchange, ExchangePlan, collective_part
+from .shard import Shard, assign_parts, build_graph, merge_parts
 
-__all__ = ["CollectiveExchange", "ExchangePlan", "collective_part"]
+__all__ = [
+    "launch", "Driver", "RunConfig", "LaunchResult", "LaunchError", "WorkerLost", "latest_checkpoint",
+    "load_checkpoint", "CollectiveExchange", "ExchangePlan", "collective_part", "Shard", "assign_parts",
+    "build_graph", "merge_parts",
+]

@@ -29,6 +29,7 @@ shape and dtype (as the layers do: they run the same code on every part).
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -87,6 +88,7 @@ class _Counter:
         self.bytes_sent = 0
         self.bytes_received = 0
         self.bytes_reduced = 0
+        self.seconds = 0.0  # wall time inside the collectives (host time; includes waiting for peers)
 
 
 def _all_to_all(plan: ExchangePlan, x: Tensor, group, counter: _Counter) -> Tensor:
@@ -101,10 +103,12 @@ def _all_to_all(plan: ExchangePlan, x: Tensor, group, counter: _Counter) -> Tens
     flat = send.reshape(send.shape[0], width).contiguous()  # (S, W): the collective moves 2-D rows
     recv = flat.new_empty((n_recv, width))  # (R, W)
     if plan.active:
+        t0 = time.perf_counter()
         dist.all_to_all_single(
             recv, flat, output_split_sizes=plan.recv_counts, input_split_sizes=plan.send_counts, group=group
         )
         row_bytes = width * flat.element_size()
+        counter.seconds += time.perf_counter() - t0
         counter.bytes_sent += flat.shape[0] * row_bytes
         counter.bytes_received += n_recv * row_bytes
     recv = recv.reshape((n_recv,) + trailing)  # (R, *)
@@ -134,7 +138,9 @@ class _AllReduceFn(torch.autograd.Function):
     def forward(ctx, t: Tensor, group, counter: _Counter) -> Tensor:
         ctx.group, ctx.counter = group, counter
         out = t.detach().clone().contiguous()
+        t0 = time.perf_counter()
         dist.all_reduce(out, op=dist.ReduceOp.SUM, group=group)
+        counter.seconds += time.perf_counter() - t0
         counter.bytes_reduced += out.numel() * out.element_size()
         return out
 
@@ -192,6 +198,7 @@ class CollectiveExchange:
         bytes_sent, bytes_received: bytes of rows moved by gather/scatter/gather_reverse
             (forward and backward) since construction or :meth:`reset_counters`.
         bytes_reduced: bytes of tensors summed by :meth:`all_reduce` (forward and backward).
+        seconds: wall time inside those collectives.
     """
 
     def __init__(
@@ -287,6 +294,11 @@ class CollectiveExchange:
     @property
     def bytes_reduced(self) -> int:
         return self._counter.bytes_reduced
+
+    @property
+    def seconds(self) -> float:
+        """Wall time spent inside the exchange's collectives (waiting for peers included)."""
+        return self._counter.seconds
 
     def reset_counters(self) -> None:
         self._counter = _Counter()

@@ -242,9 +242,15 @@ def _numpy(t):
     return None if t is None else t.detach().numpy()
 
 
-def _layers_rank(rank, world_size, split, cases):
-    edge_index, n, parts = _split(world_size, split)
-    g = collective_part(parts, rank)
+def _layers_rank(rank, world_size, split, cases, parts_dir=None):
+    if parts_dir is None:  # the in-process split's plans, on real processes
+        edge_index, n, parts = _split(world_size, split)
+        g = collective_part(parts, rank)
+    else:  # the runtime's path: partitioner shards, merged per rank, plans built by the ranks
+        from tests.launch.test_shard import shard_graph
+
+        edge_index, n = random_graph(seed=16)
+        g = shard_graph(parts_dir, rank, world_size)
     results = {}
     for name, variant in cases:
         try:
@@ -332,16 +338,26 @@ def _mismatches(case, ranks, whole) -> list[str]:
 @pytest.mark.multiprocess
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    "split,world_size",
-    [pytest.param("2-parts", 2, id="2-ranks"), pytest.param("3-parts", 3, id="3-ranks-one-without-edges")],
+    "split,world_size,shards",
+    [
+        pytest.param("2-parts", 2, False, id="2-ranks"),
+        pytest.param("3-parts", 3, False, id="3-ranks-one-without-edges"),
+        pytest.param("interleaved-3", 2, True, id="shards-3-parts-on-2-ranks"),
+    ],
 )
-def test_partitioned_equals_whole_on_processes(tmp_path, split, world_size):
+def test_partitioned_equals_whole_on_processes(tmp_path, split, world_size, shards):
     cases = _cases()
     assert len(cases) >= 40
-    if split == "3-parts":
+    if split == "3-parts" and not shards:
         _, _, parts = _split(world_size, split)
         assert min(p.num_edges for p in parts) == 0, "the 3-rank split must include a rank with no edges"
-    ranks = run_ranks(_layers_rank, world_size, tmp_path, split, cases, timeout=120)
+    parts_dir = None
+    if shards:
+        from tests.launch.shards import INTERLEAVED_3, write_parts
+
+        edge_index, n = random_graph(seed=16)
+        parts_dir = write_parts(tmp_path / "parts", edge_index, n, INTERLEAVED_3)
+    ranks = run_ranks(_layers_rank, world_size, tmp_path, split, cases, parts_dir, timeout=120)
     bad = []
     for case in cases:
         bad += _mismatches(case, ranks, _whole(*case))

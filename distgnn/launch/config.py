@@ -1,0 +1,93 @@
+"""The settings of a distributed run, shared by the driver, the CLI and the workers."""
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+
+from ..models import MODELS
+
+__all__ = ["RunConfig"]
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything a distributed training run needs (validated on creation).
+
+    Model and optimisation:
+        model: a stack from :data:`distgnn.models.MODELS` (``gcn``, ``sage``, ``gat``).
+        hidden: hidden channels (``None``: the model's usual size); num_layers; dropout
+            (``None``: the model's default).
+        epochs, lr (``None``: 0.005 for gat, else 0.01), weight_decay, seed.
+    Placement:
+        workers: Ray actors, one per device; each holds a consecutive block of parts.
+        gpus_per_worker: ``0`` trains on CPU (gloo); ``1`` gives each worker a GPU (NCCL).
+        threads_per_worker: torch threads (and Ray CPUs) per worker; ``None``: the local CPUs
+            divided by the workers, at least 1.
+        address: ``None`` starts a local Ray; ``"auto"`` or ``"ray://host:port"`` joins a cluster.
+    Robustness:
+        checkpoint_dir: where checkpoints go (the driver's filesystem); ``None``: no checkpoints,
+            so a lost worker cannot be recovered.
+        checkpoint_every: epochs between checkpoints; resume: start from the last checkpoint.
+        max_restarts: how many times a failed run is restarted from its last checkpoint.
+        timeout_s: the limit of every collective and of every step the driver waits for.
+    """
+
+    parts: str | None = None
+    model: str = "gcn"
+    hidden: int | None = None
+    num_layers: int = 2
+    dropout: float | None = None
+    epochs: int = 100
+    lr: float | None = None
+    weight_decay: float = 5e-4
+    seed: int = 0
+    workers: int = 2
+    gpus_per_worker: float = 0
+    threads_per_worker: int | None = None
+    address: str | None = None
+    checkpoint_dir: str | None = None
+    checkpoint_every: int = 10
+    resume: bool = False
+    max_restarts: int = 3
+    timeout_s: float = 300.0
+    eval_every: int = 1
+
+    def __post_init__(self) -> None:
+        def positive_int(name: str, minimum: int = 1) -> None:
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < minimum:
+                raise ValueError(f"{name} must be an integer >= {minimum}, got {v!r}")
+
+        if self.model not in MODELS:
+            raise ValueError(f"unknown model {self.model!r}; choose one of {', '.join(sorted(MODELS))}")
+        for name in ("epochs", "workers", "num_layers", "checkpoint_every", "eval_every"):
+            positive_int(name)
+        positive_int("max_restarts", 0)
+        if self.hidden is not None:
+            positive_int("hidden")
+        if self.threads_per_worker is not None:
+            positive_int("threads_per_worker")
+        if self.lr is not None and not self.lr > 0:
+            raise ValueError(f"lr must be positive, got {self.lr!r}")
+        if not self.weight_decay >= 0:
+            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
+        if self.dropout is not None and not 0 <= self.dropout < 1:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
+        if not self.gpus_per_worker >= 0:
+            raise ValueError(f"gpus_per_worker must be >= 0, got {self.gpus_per_worker!r}")
+        if not self.timeout_s > 0:
+            raise ValueError(f"timeout_s must be positive, got {self.timeout_s!r}")
+        if self.resume and not self.checkpoint_dir:
+            raise ValueError("resume needs a checkpoint directory (--checkpoint-dir)")
+
+    @property
+    def learning_rate(self) -> float:
+        return self.lr if self.lr is not None else (0.005 if self.model == "gat" else 0.01)
+
+    def threads(self) -> int:
+        if self.threads_per_worker is not None:
+            return self.threads_per_worker
+        return max(1, (os.cpu_count() or 1) // self.workers)
+
+    def to_dict(self) -> dict:
+        return asdict(self)

@@ -1,0 +1,396 @@
+"""The driver: one Ray actor per device, epochs, checkpoints, and recovery from lost workers.
+
+``launch(config)`` (or ``python -m distgnn.launch``):
+
+1. checks the partition (manifest readable, at least as many parts as workers) and the
+   checkpoint directory, before any worker starts;
+2. connects to Ray (``address=None``: a local cluster on 127.0.0.1, shut down at the end;
+   ``"auto"`` / ``"ray://host:port"``: an existing cluster) and reserves one bundle per worker
+   (CPUs = torch threads, plus GPUs) in a placement group;
+3. starts the workers (:class:`~.worker.Worker`), which meet in a ``torch.distributed`` group at
+   the address rank 0 reports, load consecutive blocks of parts and build identical models;
+4. runs the epochs, printing loss, accuracies, epoch time and halo traffic, and writes a
+   checkpoint every ``checkpoint_every`` epochs (atomically: a temporary file renamed);
+5. if a worker dies, a step fails or times out, tears the whole group down, starts a new one and
+   continues from the last checkpoint (from the start when there is none), at most
+   ``max_restarts`` times; errors in the input (bad partition, bad arguments) are not retried;
+6. on Ctrl-C (or any error) kills every worker and removes the placement group before
+   re-raising, so no process outlives the driver.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+from .config import RunConfig
+
+log = logging.getLogger(__name__)
+
+__all__ = ["launch", "Driver", "LaunchResult", "LaunchError", "WorkerLost", "save_checkpoint", "load_checkpoint",
+           "latest_checkpoint"]
+
+CHECKPOINT_FORMAT = "distgnn-checkpoint"
+CHECKPOINT_VERSION = 1
+_KEEP = 2  # checkpoints kept on disk
+
+
+class LaunchError(RuntimeError):
+    """A run that cannot start or cannot go on; the message is one line that says why."""
+
+
+class WorkerLost(LaunchError):
+    """A worker died, a step failed inside a collective, or a step timed out (retried)."""
+
+
+@dataclass
+class LaunchResult:
+    """What a run produced: the per-epoch figures, the final accuracies and how it went."""
+
+    history: list[dict] = field(default_factory=list)
+    train_acc: float = float("nan")
+    val_acc: float = float("nan")
+    test_acc: float = float("nan")
+    epochs: int = 0
+    restarts: int = 0
+    digests: list[str] = field(default_factory=list)
+    workers: list[dict] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+# -- checkpoints -----------------------------------------------------------------------------------
+def _ckpt_name(epoch: int) -> str:
+    return f"checkpoint-{epoch:06d}.pt"
+
+
+def latest_checkpoint(directory: str) -> str | None:
+    """The newest complete checkpoint in ``directory`` (``None`` if there is none)."""
+    if not os.path.isdir(directory):
+        return None
+    names = sorted(n for n in os.listdir(directory) if n.startswith("checkpoint-") and n.endswith(".pt"))
+    return os.path.join(directory, names[-1]) if names else None
+
+
+def save_checkpoint(directory: str, state: dict) -> str:
+    """Write ``state`` as ``checkpoint-EPOCH.pt`` atomically; keep the newest few. Returns the path."""
+    import torch
+
+    os.makedirs(directory, exist_ok=True)
+    path = os.path.join(directory, _ckpt_name(int(state["epoch"])))
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-checkpoint-", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save({"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, **state}, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    names = sorted(n for n in os.listdir(directory) if n.startswith("checkpoint-") and n.endswith(".pt"))
+    for old in names[:-_KEEP]:
+        os.unlink(os.path.join(directory, old))
+    return path
+
+
+def load_checkpoint(path: str) -> dict:
+    """Read a checkpoint written by :func:`save_checkpoint` (tensors and plain data only)."""
+    import pickle
+
+    import torch
+
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as err:
+        raise LaunchError(f"{path}: not a readable checkpoint ({str(err).strip().splitlines()[0]})") from None
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise LaunchError(f"{path}: not a distgnn checkpoint")
+    if state.get("version") != CHECKPOINT_VERSION:
+        raise LaunchError(f"{path}: checkpoint version {state.get('version')!r}, this distgnn reads {CHECKPOINT_VERSION}")
+    return state
+
+
+_MODEL_KEYS = ("model", "hidden", "num_layers", "dropout", "lr", "weight_decay", "seed", "parts")
+
+
+# -- the driver -------------------------------------------------------------------------------------
+class Driver:
+    """Runs one distributed training job (see the module docstring); :meth:`run` does it all.
+
+    ``on_epoch(stats)`` is called on the driver after every epoch with the global figures.
+    While a group is up, :attr:`pids` lists the worker processes (rank order).
+    """
+
+    def __init__(self, config: RunConfig, on_epoch: Callable[[dict], None] | None = None, echo: Callable[[str], None] | None = None):
+        self.config = config
+        self.on_epoch = on_epoch
+        self.echo = echo or (lambda s: None)
+        self.pids: list[int] = []
+        self.attempt = 0
+        self._actors: list = []
+        self._pg = None
+        self._started_ray = False
+        self._tmpdir: str | None = None
+
+    # -- preparation --------------------------------------------------------------------------------
+    def _parts_dir(self) -> str:
+        c = self.config
+        if c.parts is not None:
+            return c.parts if "://" in c.parts else os.path.abspath(c.parts)
+        from ..data import sbm
+        from ..partition import partition
+
+        self._tmpdir = tempfile.mkdtemp(prefix="distgnn-launch-")
+        out = os.path.join(self._tmpdir, "parts")
+        data = sbm(seed=c.seed)
+        t0 = time.perf_counter()
+        m = partition(data, num_parts=c.workers, out=out, method="metis", seed=c.seed)
+        self.echo(f"{data}\npartitioned into {m.num_parts} parts with METIS in {time.perf_counter() - t0:.1f} s "
+                  f"(edge cut {m.quality.get('edge_cut_fraction', float('nan')):.3f}) -> {out}")
+        return out
+
+    def _check(self, parts_dir: str):
+        from ..partition import PartitionError, load_manifest
+        from .shard import assign_parts
+
+        c = self.config
+        try:
+            manifest = load_manifest(parts_dir)
+        except PartitionError as err:
+            raise LaunchError(str(err)) from None
+        try:
+            blocks = assign_parts(manifest.num_parts, c.workers, [p.num_edges + p.num_nodes for p in manifest.parts])
+        except ValueError as err:
+            raise LaunchError(f"{parts_dir}: {err}") from None
+        missing = [f for f in ("features", "label", "train_mask") if manifest.node_field(f) is None]
+        if missing:
+            raise LaunchError(f"{parts_dir}: the partition has no {', '.join(missing)} column(s); node "
+                              "classification needs features, labels and a training mask")
+        if c.checkpoint_dir:
+            if os.path.exists(c.checkpoint_dir) and not os.path.isdir(c.checkpoint_dir):
+                raise LaunchError(f"--checkpoint-dir {c.checkpoint_dir}: exists and is not a directory")
+            if c.resume and latest_checkpoint(c.checkpoint_dir) is None:
+                raise LaunchError(f"--resume: no checkpoint in {c.checkpoint_dir}")
+        starts = [manifest.parts[b[0]].node_start for b in blocks] + [manifest.num_nodes]
+        return manifest, blocks, starts
+
+    # -- Ray ------------------------------------------------------------------------------------------
+    def _connect(self) -> None:
+        import ray
+
+        c = self.config
+        if ray.is_initialized():
+            return
+        if c.address is None:
+            # a cluster of this machine alone: keep all of Ray's traffic on the loopback
+            os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+            need = c.workers * c.threads()
+            ray.init(num_cpus=max(need, os.cpu_count() or 1), include_dashboard=False, log_to_driver=False,
+                     logging_level=logging.ERROR, configure_logging=False)
+        else:
+            try:
+                ray.init(address=c.address, log_to_driver=False, logging_level=logging.ERROR, configure_logging=False)
+            except (ConnectionError, RuntimeError, ValueError) as err:
+                raise LaunchError(f"--address {c.address}: cannot join the Ray cluster ({str(err).strip().splitlines()[0]})") from None
+        self._started_ray = True
+
+    def _start_group(self, parts_dir: str, blocks: list[range], starts: list[int]) -> list[dict]:
+        import ray
+        from ray.util.placement_group import placement_group
+        from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+        from .worker import Worker
+
+        c = self.config
+        threads = c.threads()
+        bundle = {"CPU": threads}
+        if c.gpus_per_worker:
+            bundle["GPU"] = c.gpus_per_worker
+        self._pg = placement_group([dict(bundle) for _ in range(c.workers)], strategy="PACK")
+        try:
+            ray.get(self._pg.ready(), timeout=min(c.timeout_s, 120))
+        except ray.exceptions.GetTimeoutError:
+            have = ray.cluster_resources()
+            raise LaunchError(
+                f"the Ray cluster cannot host {c.workers} workers of {bundle} (it has "
+                f"{have.get('CPU', 0):.0f} CPUs, {have.get('GPU', 0):.0f} GPUs); use fewer workers or threads"
+            ) from None
+        remote = ray.remote(Worker)
+        config = c.to_dict()
+        self._actors = [
+            remote.options(
+                num_cpus=threads, num_gpus=c.gpus_per_worker or 0, max_restarts=0, max_concurrency=1,
+                scheduling_strategy=PlacementGroupSchedulingStrategy(self._pg, placement_group_bundle_index=r),
+                name=None,
+            ).remote(r, c.workers, config)
+            for r in range(c.workers)
+        ]
+        host, port = self._wait([self._actors[0].rendezvous.remote()], "rendezvous")[0]
+        joined = self._wait([a.join.remote(host, port) for a in self._actors], "joining the process group")
+        self.pids = [j["pid"] for j in joined]
+        loaded = self._wait(
+            [a.load.remote(parts_dir, list(b), starts) for a, b in zip(self._actors, blocks)], "loading the parts"
+        )
+        return [{**j, **w} for j, w in zip(joined, loaded)]
+
+    def _wait(self, futures: list, what: str, timeout: float | None = None) -> list:
+        """All results of ``futures``; the first failure (or the timeout) raises at once."""
+        import ray
+
+        timeout = self.config.timeout_s if timeout is None else timeout
+        deadline = time.monotonic() + timeout
+        pending = list(futures)
+        while pending:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise WorkerLost(f"{what}: no answer from {len(pending)} worker(s) within {timeout:.0f} s")
+            done, pending = ray.wait(pending, num_returns=1, timeout=left)
+            for ref in done:
+                try:
+                    ray.get(ref)
+                except ray.exceptions.RayActorError as err:
+                    raise WorkerLost(f"{what}: a worker died ({_first_line(err)})") from None
+                except ray.exceptions.RayTaskError as err:
+                    cause = getattr(err, "cause", None)
+                    if isinstance(cause, ValueError):  # bad input: retrying will not help
+                        raise LaunchError(f"{what}: {_first_line(cause)}") from None
+                    raise WorkerLost(f"{what}: {type(cause).__name__ if cause else 'error'}: "
+                                     f"{_first_line(cause if cause is not None else err)}") from None
+        return ray.get(list(futures))
+
+    def _teardown(self) -> None:
+        import ray
+
+        for a in self._actors:
+            try:
+                ray.kill(a, no_restart=True)
+            except Exception:  # noqa: BLE001 - already gone
+                pass
+        self._actors, self.pids = [], []
+        if self._pg is not None:
+            from ray.util.placement_group import remove_placement_group
+
+            try:
+                remove_placement_group(self._pg)
+            except Exception:  # noqa: BLE001
+                pass
+            self._pg = None
+
+    # -- the run --------------------------------------------------------------------------------------
+    def run(self) -> LaunchResult:
+        t_start = time.perf_counter()
+        c = self.config
+        result = LaunchResult()
+        try:
+            parts_dir = self._parts_dir()
+            manifest, blocks, starts = self._check(parts_dir)
+            self._connect()
+            resume = c.resume
+            while True:
+                try:
+                    self._attempt(parts_dir, blocks, starts, resume, result)
+                    break
+                except WorkerLost as err:
+                    self._teardown()
+                    if result.restarts >= c.max_restarts:
+                        raise LaunchError(f"{err} (gave up after {result.restarts} restart(s))") from None
+                    result.restarts += 1
+                    ckpt = latest_checkpoint(c.checkpoint_dir) if c.checkpoint_dir else None
+                    where = f"from {os.path.basename(ckpt)}" if ckpt else "from the start (no checkpoint yet)"
+                    self.echo(f"worker lost: {err}\nrestart {result.restarts}/{c.max_restarts}: new workers, resuming {where}")
+                    resume = ckpt is not None
+        finally:
+            self.close()
+        result.seconds = time.perf_counter() - t_start
+        return result
+
+    def _attempt(self, parts_dir, blocks, starts, resume: bool, result: LaunchResult) -> None:
+        c = self.config
+        self.attempt += 1
+        workers = self._start_group(parts_dir, blocks, starts)
+        result.workers = workers
+        if self.attempt == 1:
+            for w in workers:
+                self.echo(f"worker {w['rank']}: parts {w['parts'][0]}..{w['parts'][-1]}, {w['nodes']} nodes, "
+                          f"{w['edges']} edges, {w['halo']} halo, {w['device']} ({w['backend']}, {w['threads']} threads), "
+                          f"pid {w['pid']}, loaded in {w['load_s']:.2f} s")
+        first = 1
+        if resume:
+            path = latest_checkpoint(c.checkpoint_dir)
+            state = load_checkpoint(path)
+            mismatch = [k for k in _MODEL_KEYS if k != "parts" and state.get("config", {}).get(k) != getattr(c, k)]
+            if mismatch:
+                raise LaunchError(f"{path}: written with different settings ({', '.join(mismatch)}); "
+                                  "use the same model settings or another --checkpoint-dir")
+            self._wait([a.set_state.remote(state) for a in self._actors], "restoring the checkpoint")
+            first = int(state["epoch"]) + 1
+            result.history = [h for h in result.history if h["epoch"] < first]
+            self.echo(f"resumed from {path} (epoch {state['epoch']})")
+        for epoch in range(first, c.epochs + 1):
+            evaluate = epoch % c.eval_every == 0 or epoch == c.epochs
+            t0 = time.perf_counter()
+            per_rank = self._wait([a.train_epoch.remote(epoch, evaluate) for a in self._actors], f"epoch {epoch}")
+            stats = _merge_stats(per_rank, time.perf_counter() - t0)
+            result.history.append(stats)
+            result.epochs = epoch
+            if evaluate:
+                result.train_acc, result.val_acc, result.test_acc = stats["train_acc"], stats["val_acc"], stats["test_acc"]
+            if c.checkpoint_dir and (epoch % c.checkpoint_every == 0 or epoch == c.epochs):
+                state = self._wait([self._actors[0].state.remote()], "checkpoint")[0]
+                state["config"] = {k: getattr(c, k) for k in _MODEL_KEYS}
+                save_checkpoint(c.checkpoint_dir, state)
+            if self.on_epoch is not None:
+                self.on_epoch(stats)
+        result.digests = self._wait([a.digest.remote() for a in self._actors], "comparing replicas")
+        if len(set(result.digests)) != 1:
+            raise LaunchError(f"replicas diverged: parameter digests {sorted(set(result.digests))}")
+
+    def close(self) -> None:
+        """Kill the workers, drop the placement group, stop a Ray this driver started; idempotent."""
+        try:
+            self._teardown()
+        finally:
+            if self._started_ray:
+                import ray
+
+                ray.shutdown()
+                self._started_ray = False
+            if self._tmpdir:
+                shutil.rmtree(self._tmpdir, ignore_errors=True)
+                self._tmpdir = None
+
+
+def _merge_stats(per_rank: list[dict], wall_s: float) -> dict:
+    """Global figures of one epoch: loss/accuracies (identical on all ranks), times (slowest rank)."""
+    s = dict(per_rank[0])
+    for key in ("step_s", "sync_s", "exchange_s", "epoch_s"):
+        s[key] = max(r[key] for r in per_rank)
+    s["halo_bytes"] = sum(r["halo_bytes"] for r in per_rank)
+    s["wall_s"] = wall_s
+    return s
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    return lines[-1].strip() if lines else type(err).__name__
+
+
+def launch(config: RunConfig | None = None, *, on_epoch: Callable[[dict], None] | None = None,
+           echo: Callable[[str], None] | None = None, **kwargs) -> LaunchResult:
+    """Train on a partition with Ray workers; ``launch(parts="cora-4", workers=2, epochs=200)``.
+
+    Keyword arguments build a :class:`~.config.RunConfig` when ``config`` is not given. Returns a
+    :class:`LaunchResult`; raises :class:`LaunchError` with a one-line reason when the run cannot
+    start or cannot be recovered.
+    """
+    if config is None:
+        config = RunConfig(**kwargs)
+    elif kwargs:
+        raise TypeError("pass either a RunConfig or keyword arguments, not both")
+    return Driver(config, on_epoch=on_epoch, echo=echo).run()

@@ -1,0 +1,202 @@
+"""What one worker holds: its consecutive parts of a partition, merged, as a partitioned graph.
+
+A partition written by :mod:`distgnn.partition` gives part ``k`` the contiguous new-id range
+``[start_k, end_k)``. A worker holding parts ``a..b`` therefore owns the contiguous range
+``[start_a, end_b)``: :func:`merge_parts` concatenates those parts (owned rows, stored edges),
+and :func:`build_graph` turns the result into a :class:`~distgnn.graph.PartitionedGraph` whose
+halo rows come from the other workers through a :class:`~.exchange.CollectiveExchange`:
+
+- halo = sources of stored edges outside the owned range, sorted by global id (which orders
+  them by owning rank, then by the owner's local id: ranks own ascending ranges);
+- ``gather_plan[q]`` = the halo ids owned by rank ``q``, minus ``q``'s first id;
+- ``reverse_plan``: the reverse ``v -> u`` of a stored edge ``u -> v`` is stored by the owner of
+  ``u``; each rank asks each owner, in one batched exchange, for the position of the first
+  (lowest original edge id) such edge -- the same edge the whole graph's ``gather_reverse``
+  picks.
+
+Importing this module loads neither Ray nor Arrow (parts are read by the caller).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+import torch.distributed as dist
+from torch import Tensor
+
+from ..graph import PartitionedGraph
+from .exchange import CollectiveExchange, _exchange_lists
+
+__all__ = ["Shard", "assign_parts", "merge_parts", "build_graph"]
+
+
+def assign_parts(num_parts: int, num_workers: int, weights: Sequence[int] | None = None) -> list[range]:
+    """Consecutive blocks of parts, one per worker, balanced by ``weights`` (default: one each).
+
+    Raises :class:`ValueError` when there are more workers than parts or none at all.
+    """
+    if num_workers < 1:
+        raise ValueError(f"need at least one worker, got {num_workers}")
+    if num_workers > num_parts:
+        raise ValueError(
+            f"{num_workers} workers but the partition has only {num_parts} parts: every worker needs at least "
+            f"one part (use --workers {num_parts} or fewer, or partition into more parts)"
+        )
+    w = [1] * num_parts if weights is None else [max(int(v), 0) + 1 for v in weights]
+    total = sum(w)
+    blocks, start, acc = [], 0, 0
+    for r in range(num_workers):
+        left_workers = num_workers - r - 1
+        end = start + 1  # at least one part
+        acc += w[start]
+        target = total * (r + 1) / num_workers
+        while end < num_parts - left_workers and acc + w[end] / 2 <= target:
+            acc += w[end]
+            end += 1
+        if r == num_workers - 1:
+            end = num_parts
+        blocks.append(range(start, end))
+        start = end
+    return blocks
+
+
+@dataclass
+class Shard:
+    """The rows and edges one worker owns (new global ids throughout).
+
+    ``n = node_end - node_start``; ``starts [W + 1]``: the first id of every rank (``starts[W] = N``).
+    ``edge_index [2, E_w]`` holds every edge whose target is owned, in original edge order
+    (``eid`` ascending); the other fields are as in :class:`~distgnn.partition.Part`, concatenated.
+    """
+
+    rank: int
+    world_size: int
+    starts: list[int]
+    num_nodes_global: int
+    edge_index: Tensor
+    eid: Tensor
+    in_degree: Tensor
+    out_degree: Tensor
+    x: Tensor | None = None
+    y: Tensor | None = None
+    train_mask: Tensor | None = None
+    val_mask: Tensor | None = None
+    test_mask: Tensor | None = None
+    edge_attr: Tensor | None = None
+
+    @property
+    def node_start(self) -> int:
+        return self.starts[self.rank]
+
+    @property
+    def node_end(self) -> int:
+        return self.starts[self.rank + 1]
+
+    @property
+    def num_nodes(self) -> int:
+        return self.node_end - self.node_start
+
+
+def merge_parts(parts: Sequence, rank: int, starts: Sequence[int]) -> Shard:
+    """One :class:`Shard` from consecutive :class:`~distgnn.partition.Part` objects of rank ``rank``.
+
+    ``starts``: the first new id of every rank and, last, the number of nodes.
+    """
+    if not parts:
+        raise ValueError(f"rank {rank} holds no part")
+    for a, b in zip(parts, parts[1:]):
+        if a.node_end != b.node_start:
+            raise ValueError(f"rank {rank}: parts {a.part_id} and {b.part_id} are not consecutive")
+    if parts[0].node_start != starts[rank] or parts[-1].node_end != starts[rank + 1]:
+        raise ValueError(f"rank {rank}: its parts own [{parts[0].node_start}, {parts[-1].node_end}), "
+                         f"expected [{starts[rank]}, {starts[rank + 1]})")
+
+    def cat(name: str, dim: int = 0):
+        values = [getattr(p, name) for p in parts]
+        if any(v is None for v in values):
+            return None
+        return values[0] if len(values) == 1 else torch.cat(values, dim=dim)
+
+    edge_index, eid, edge_attr = cat("edge_index", 1), cat("eid"), cat("edge_attr")
+    if len(parts) > 1:  # original edge order, as one part would store them
+        order = torch.argsort(eid, stable=True)
+        edge_index, eid = edge_index[:, order], eid[order]
+        edge_attr = None if edge_attr is None else edge_attr[order]
+    return Shard(
+        rank=rank, world_size=len(starts) - 1, starts=[int(s) for s in starts],
+        num_nodes_global=parts[0].num_nodes_global,
+        edge_index=edge_index, eid=eid, edge_attr=edge_attr,
+        in_degree=cat("in_degree"), out_degree=cat("out_degree"),
+        x=cat("x"), y=cat("y"), train_mask=cat("train_mask"), val_mask=cat("val_mask"), test_mask=cat("test_mask"),
+    )
+
+
+def _owner(ids: Tensor, starts: Tensor) -> Tensor:
+    return torch.searchsorted(starts, ids, right=True) - 1
+
+
+def build_graph(shard: Shard, *, group=None, device: torch.device | str = "cpu", reverse: bool = True) -> PartitionedGraph:
+    """The :class:`~distgnn.graph.PartitionedGraph` of ``shard`` on ``device``. Collective.
+
+    ``reverse=False`` skips the reverse-edge plan (one exchange less at load; the graph then
+    refuses ``gather_reverse``). Node and edge ids on the graph are new global ids / original
+    edge ids.
+    """
+    rank, world = shard.rank, shard.world_size
+    nccl = dist.get_backend(group) == "nccl"
+    plan_device = torch.device("cuda", torch.cuda.current_device()) if nccl else torch.device("cpu")
+    start, end, n = shard.node_start, shard.node_end, shard.num_nodes
+    N = shard.num_nodes_global
+    starts = torch.tensor(shard.starts, dtype=torch.long)
+    src, dst = shard.edge_index
+    foreign = (src < start) | (src >= end)
+    halo = torch.unique(src[foreign])  # sorted: by owner rank, then by the owner's local id
+    src_local = torch.where(foreign, n + torch.searchsorted(halo, src), src - start)
+    edge_index = torch.stack([src_local, dst - start])  # (2, E_w)
+    owner = _owner(halo, starts)
+    gather_plan = [halo[owner == q] - shard.starts[q] for q in range(world)]
+
+    reverse_plan = None
+    if reverse:
+        if N and N > 3_000_000_000:
+            raise ValueError(f"reverse-edge plans support up to 3e9 nodes, the graph has {N}")
+        # ask the owner of u, for each stored u -> v, where its first v -> u is
+        e_owner = _owner(src, starts)
+        order = torch.argsort(e_owner, stable=True)
+        counts = torch.bincount(e_owner, minlength=world).tolist()
+        asked = (dst * N + src)[order]
+        requests = list(torch.split(asked, counts))
+        incoming = _exchange_lists(requests, group, plan_device)
+        key = src * N + dst  # edges stored here, original order
+        key_order = torch.argsort(key, stable=True)  # first occurrence of equal keys first
+        sorted_key = key[key_order]
+        answers = []
+        for want in incoming:
+            if not sorted_key.numel() or not want.numel():
+                answers.append(torch.full_like(want, -1))
+                continue
+            pos = torch.searchsorted(sorted_key, want).clamp(max=sorted_key.numel() - 1)
+            answers.append(torch.where(sorted_key[pos] == want, key_order[pos], torch.full_like(want, -1)))
+        replies = _exchange_lists(answers, group, plan_device)
+        positions = torch.split(order, counts)
+        reverse_plan = []
+        for here, there in zip(positions, replies):
+            found = there >= 0
+            reverse_plan.append((here[found], there[found]))
+
+    ex = CollectiveExchange(
+        rank, world, n, gather_plan, reverse_plan, num_edges=int(edge_index.shape[1]), group=group,
+        device=plan_device,
+    )
+    device = torch.device(device)
+    g = PartitionedGraph(
+        edge_index.to(device), n, int(halo.numel()), ex,
+        node_ids=torch.arange(start, end, dtype=torch.long), halo_ids=halo, edge_ids=shard.eid,
+        part=rank, num_parts=world, validate=False,
+    )
+    # whole-graph degrees are in the shard already: no exchange needed for them
+    for dtype in (torch.float32, torch.float64):
+        g._cache[("out_degree", dtype)] = shard.out_degree.to(device=device, dtype=dtype)
+        g._cache[("in_degree", dtype)] = shard.in_degree.to(device=device, dtype=dtype)
+    return g

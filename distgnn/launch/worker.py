@@ -1,0 +1,260 @@
+"""The worker: one per device, holding a block of parts, training its replica of the model.
+
+:class:`Worker` is a plain class; the driver runs it as a Ray actor (``ray.remote(Worker)``),
+and tests may run it in any process that can join a ``torch.distributed`` group. Its life:
+
+1. ``rendezvous()`` (rank 0 only): the address and a free port the group meets at;
+2. ``join(host, port)``: ``init_process_group`` (gloo on CPU, NCCL on GPU) with ``timeout_s``
+   on every collective;
+3. ``load(parts_dir, part_ids)``: read and merge its parts, build the partitioned graph
+   (:func:`~.shard.build_graph`), the model (same initial parameters on every rank: same seed)
+   and the optimiser;
+4. ``train_epoch(epoch)`` / ``evaluate()`` on every rank together, as the driver asks;
+5. ``state()`` / ``set_state()`` for checkpoints; ``close()``.
+
+Gradient synchronisation: each rank's loss is its share of the global mean (summed over its
+training nodes, divided by the global count), so the SUM of the ranks' gradients is the
+whole-graph gradient; all gradients are flattened into one buffer and summed with ONE
+all-reduce, then every rank takes the same optimiser step. ``digest()`` hashes the parameters
+so the driver can check that replicas stay bit-identical.
+
+Randomness (dropout) is reseeded at every epoch from ``(seed, epoch, rank)``: a run resumed from
+a checkpoint continues exactly as the uninterrupted run would have.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import socket
+import time
+from datetime import timedelta
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+
+from .config import RunConfig
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Worker", "epoch_seed"]
+
+
+def epoch_seed(seed: int, epoch: int, rank: int) -> int:
+    """The RNG seed of ``rank`` in ``epoch`` (a fixed mix, the same on every machine)."""
+    h = hashlib.blake2b(f"{seed}:{epoch}:{rank}".encode(), digest_size=8).digest()
+    return int.from_bytes(h, "little") & ((1 << 63) - 1)
+
+
+def _loopback_interface() -> str | None:
+    for _, name in socket.if_nameindex():
+        if name.startswith("lo"):
+            return name
+    return None
+
+
+class Worker:
+    """One replica: ``rank`` of ``world_size``, configured by ``config`` (a :class:`RunConfig` dict)."""
+
+    def __init__(self, rank: int, world_size: int, config: dict):
+        self.rank, self.world_size = rank, world_size
+        self.config = RunConfig(**config)
+        torch.set_num_threads(self.config.threads())
+        self.device = torch.device("cpu")
+        if self.config.gpus_per_worker > 0:
+            if not torch.cuda.is_available():
+                raise RuntimeError(f"worker {rank}: a GPU was requested but CUDA is not available here")
+            self.device = torch.device("cuda", 0)  # Ray sets CUDA_VISIBLE_DEVICES to this worker's GPU
+            torch.cuda.set_device(self.device)
+        self.graph = None
+        self.model = None
+        self.optimizer = None
+
+    # -- process group --------------------------------------------------------------------------
+    def rendezvous(self) -> tuple[str, int]:
+        """``(host, port)`` where the group meets: this node's address and a free port."""
+        import ray
+
+        host = ray.util.get_node_ip_address()
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind((host, 0))
+            return host, s.getsockname()[1]
+
+    def join(self, host: str, port: int) -> dict:
+        """Join the process group at ``host:port``; returns where this worker runs."""
+        if host.startswith("127."):  # a single machine: keep gloo's traffic on the loopback too
+            lo = _loopback_interface()
+            if lo:
+                os.environ["GLOO_SOCKET_IFNAME"] = lo
+        backend = "nccl" if self.device.type == "cuda" else "gloo"
+        dist.init_process_group(
+            backend, init_method=f"tcp://{host}:{port}", rank=self.rank, world_size=self.world_size,
+            timeout=timedelta(seconds=self.config.timeout_s),
+        )
+        return {"rank": self.rank, "pid": os.getpid(), "host": socket.gethostname(), "device": str(self.device),
+                "backend": backend, "threads": torch.get_num_threads()}
+
+    def pid(self) -> int:
+        return os.getpid()
+
+    # -- data and model -------------------------------------------------------------------------
+    def load(self, parts_dir: str, part_ids: list[int], starts: list[int]) -> dict:
+        """Load and merge ``part_ids``, build the graph, the model and the optimiser. Collective."""
+        from ..models import build_model
+        from ..partition import load_manifest, load_part
+        from .shard import build_graph, merge_parts
+
+        t0 = time.perf_counter()
+        manifest = load_manifest(parts_dir)
+        parts = [load_part(parts_dir, k, manifest) for k in part_ids]
+        shard = merge_parts(parts, self.rank, starts)
+        del parts
+        for name in ("x", "y", "train_mask"):
+            if getattr(shard, name) is None:
+                raise ValueError(f"{parts_dir}: the partition has no {name!r} column; node classification needs "
+                                 "features, labels and a training mask")
+        read_s = time.perf_counter() - t0
+        self.graph = build_graph(shard, device=self.device)
+        dev = self.device
+        self.x = shard.x.to(dev)
+        self.y = shard.y.to(dev)
+        n = shard.num_nodes
+        empty = torch.zeros(n, dtype=torch.bool)
+        self.masks = {
+            "train": shard.train_mask.to(dev),
+            "val": (shard.val_mask if shard.val_mask is not None else empty).to(dev),
+            "test": (shard.test_mask if shard.test_mask is not None else empty).to(dev),
+        }
+        stats = torch.tensor(
+            [int(self.masks["train"].sum()), int(self.y.max()) + 1 if n else 0], dtype=torch.long, device=dev
+        )
+        counts = stats.clone()
+        dist.all_reduce(counts[:1])
+        dist.all_reduce(counts[1:], op=dist.ReduceOp.MAX)
+        self.num_train, num_classes = int(counts[0]), int(counts[1])
+        if self.num_train == 0:
+            raise ValueError(f"{parts_dir}: the training mask selects no node")
+        c = self.config
+        kwargs = {"num_layers": c.num_layers}
+        if c.dropout is not None:
+            kwargs["dropout"] = c.dropout
+        torch.manual_seed(c.seed)  # the same initial parameters on every rank
+        model = build_model(c.model, int(self.x.shape[1]), num_classes, c.hidden, **kwargs).to(dev)
+        self.model = model
+        decoupled = hasattr(model, "param_groups")
+        groups = model.param_groups(c.weight_decay) if decoupled else model.parameters()
+        self.optimizer = torch.optim.Adam(groups, lr=c.learning_rate, weight_decay=0.0 if decoupled else c.weight_decay)
+        self.params = [p for p in model.parameters()]
+        self.epoch = 0
+        return {
+            "rank": self.rank, "parts": list(part_ids), "nodes": n, "edges": self.graph.num_edges,
+            "halo": self.graph.num_halo, "train": int(self.masks["train"].sum()), "classes": num_classes,
+            "features": int(self.x.shape[1]), "parameters": sum(p.numel() for p in self.params),
+            "read_s": read_s, "load_s": time.perf_counter() - t0,
+        }
+
+    # -- training -------------------------------------------------------------------------------
+    def _sync_gradients(self) -> None:
+        """Sum every parameter's gradient over the ranks: one flat all-reduce."""
+        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in self.params]
+        flat = torch.cat([g.reshape(-1) for g in grads])
+        dist.all_reduce(flat)
+        offset = 0
+        for p in self.params:
+            k = p.numel()
+            p.grad = flat[offset: offset + k].view_as(p)
+            offset += k
+
+    def train_epoch(self, epoch: int, evaluate: bool = True) -> dict:
+        """One full-graph step (and, with ``evaluate``, accuracies); global figures, same on all ranks."""
+        ex = self.graph.exchange
+        ex.reset_counters()
+        torch.manual_seed(epoch_seed(self.config.seed, epoch, self.rank))
+        t0 = time.perf_counter()
+        self.model.train()
+        self.optimizer.zero_grad(set_to_none=True)
+        logits = self.model(self.x, self.graph)  # (N_w, classes)
+        mask = self.masks["train"]
+        loss = F.cross_entropy(logits[mask], self.y[mask], reduction="sum") / self.num_train
+        loss.backward()
+        t_sync = time.perf_counter()
+        self._sync_gradients()
+        sync_s = time.perf_counter() - t_sync
+        self.optimizer.step()
+        self._synchronize()
+        step_s = time.perf_counter() - t0
+        stats = {"epoch": epoch, "step_s": step_s, "sync_s": sync_s, "exchange_s": ex.seconds,
+                 "halo_bytes": ex.bytes_sent}
+        total = loss.detach().reshape(1)
+        if evaluate:
+            acc = self._accuracy_counts()
+            total = torch.cat([total, acc])
+        dist.all_reduce(total)
+        stats["loss"] = float(total[0])
+        if evaluate:
+            stats.update(self._accuracies(total[1:]))
+        stats["epoch_s"] = time.perf_counter() - t0
+        self.epoch = epoch
+        return stats
+
+    def _synchronize(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+    def _accuracy_counts(self):
+        self.model.eval()
+        with torch.no_grad():
+            pred = self.model(self.x, self.graph).argmax(-1)
+        hit = pred == self.y
+        out = []
+        for name in ("train", "val", "test"):
+            m = self.masks[name]
+            out += [hit[m].sum(), m.sum()]
+        return torch.stack(out).to(torch.float32)
+
+    @staticmethod
+    def _accuracies(counts) -> dict:
+        c = counts.tolist()
+        acc = lambda k: c[2 * k] / c[2 * k + 1] if c[2 * k + 1] else float("nan")  # noqa: E731
+        return {"train_acc": acc(0), "val_acc": acc(1), "test_acc": acc(2)}
+
+    def evaluate(self) -> dict:
+        """Train/val/test accuracy of the current parameters, over the whole graph. Collective."""
+        counts = self._accuracy_counts()
+        dist.all_reduce(counts)
+        return self._accuracies(counts)
+
+    # -- state ----------------------------------------------------------------------------------
+    def digest(self) -> str:
+        """SHA-256 of every parameter's bytes: equal on all ranks iff the replicas are identical."""
+        h = hashlib.sha256()
+        for name, p in sorted(self.model.state_dict().items()):
+            h.update(name.encode())
+            h.update(p.detach().cpu().contiguous().numpy().tobytes())
+        return h.hexdigest()
+
+    def state(self) -> dict:
+        """Model and optimiser state (CPU tensors) and the last finished epoch."""
+        to_cpu = lambda obj: _map_tensors(obj, lambda t: t.detach().cpu())  # noqa: E731
+        return {"epoch": self.epoch, "model": to_cpu(self.model.state_dict()),
+                "optimizer": to_cpu(self.optimizer.state_dict())}
+
+    def set_state(self, state: dict) -> None:
+        self.model.load_state_dict(_map_tensors(state["model"], lambda t: t.to(self.device)))
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.epoch = int(state["epoch"])
+
+    def close(self) -> None:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def _map_tensors(obj, fn):
+    if isinstance(obj, torch.Tensor):
+        return fn(obj)
+    if isinstance(obj, dict):
+        return {k: _map_tensors(v, fn) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_map_tensors(v, fn) for v in obj)
+    return obj
