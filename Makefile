@@ -7,7 +7,7 @@ setup:
 	@bash scripts/setup.sh test
 
 demo: setup
-	$(PY) -m distgnn.train
+	$(PY) -m distgnn.launch
 
 test: setup
 	$(PY) -m pytest

@@ -31,7 +31,7 @@ from .config import RunConfig
 
 log = logging.getLogger(__name__)
 
-__all__ = ["launch", "Driver", "LaunchResult", "LaunchError", "WorkerLost", "save_checkpoint", "load_checkpoint",
+__all__ = ["launch", "start_local_ray", "Driver", "LaunchResult", "LaunchError", "WorkerLost", "save_checkpoint", "load_checkpoint",
            "latest_checkpoint"]
 
 CHECKPOINT_FORMAT = "distgnn-checkpoint"
@@ -118,6 +118,29 @@ def load_checkpoint(path: str) -> dict:
 _MODEL_KEYS = ("model", "hidden", "num_layers", "dropout", "lr", "weight_decay", "seed", "parts")
 
 
+def start_local_ray(num_cpus: int, **kwargs) -> None:
+    """``ray.init`` of a cluster of this machine alone, all of its traffic on 127.0.0.1.
+
+    Ray advertises the machine's outward address unless its "local only" switch is off; the
+    switch is read from the environment when Ray is imported, so it is set for the processes
+    Ray starts and in this (already importing) one.
+    """
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+    import ray
+
+    try:
+        from ray._private import ray_constants
+
+        ray_constants.ENABLE_RAY_CLUSTER = False
+    except (ImportError, AttributeError):  # another Ray layout: the environment variable still applies
+        pass
+    kwargs.setdefault("include_dashboard", False)
+    kwargs.setdefault("log_to_driver", False)
+    kwargs.setdefault("logging_level", logging.ERROR)
+    kwargs.setdefault("configure_logging", False)
+    ray.init(num_cpus=num_cpus, **kwargs)
+
+
 # -- the driver -------------------------------------------------------------------------------------
 class Driver:
     """Runs one distributed training job (see the module docstring); :meth:`run` does it all.
@@ -187,11 +210,7 @@ class Driver:
         if ray.is_initialized():
             return
         if c.address is None:
-            # a cluster of this machine alone: keep all of Ray's traffic on the loopback
-            os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
-            need = c.workers * c.threads()
-            ray.init(num_cpus=max(need, os.cpu_count() or 1), include_dashboard=False, log_to_driver=False,
-                     logging_level=logging.ERROR, configure_logging=False)
+            start_local_ray(max(c.workers * c.threads(), os.cpu_count() or 1))
         else:
             try:
                 ray.init(address=c.address, log_to_driver=False, logging_level=logging.ERROR, configure_logging=False)

@@ -1,0 +1,55 @@
+"""``python -m distgnn.launch`` as a user runs it: its own local Ray, output, Ctrl-C."""
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.launch.test_driver import gone
+
+pytestmark = pytest.mark.multiprocess
+
+
+def _launch(*args: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "distgnn.launch", "--threads-per-worker", "1", *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def test_no_arguments_trains_on_the_built_in_graph():
+    proc = _launch("--epochs", "3")
+    out, _ = proc.communicate(timeout=180)
+    assert proc.returncode == 0, out
+    assert "partitioned into 2 parts with METIS" in out
+    assert re.search(r"^worker 1: parts 1\.\.1, \d+ nodes, \d+ edges, \d+ halo, cpu \(gloo, 1 threads\)", out, re.M), out
+    epochs = re.findall(r"^epoch +(\d+) +loss ([\d.]+) +train acc [\d.]+ +val acc [\d.]+ .* halo ([\d.]+) MB$", out, re.M)
+    assert [int(e) for e, _, _ in epochs] == [1, 2, 3], out
+    assert all(float(mb) > 0 for _, _, mb in epochs), "halo traffic must be reported"
+    assert re.search(r"^final: test accuracy 0\.\d{4} \(epoch 3, .*replicas identical$", out, re.M), out
+
+
+def test_ctrl_c_stops_every_worker():
+    proc = _launch("--epochs", "100000", "--eval-every", "1000")
+    pids, lines = [], []
+    deadline = time.monotonic() + 120
+    for line in proc.stdout:  # wait until training runs
+        lines.append(line)
+        m = re.match(r"worker \d+: .* pid (\d+),", line)
+        if m:
+            pids.append(int(m.group(1)))
+        if line.startswith("epoch") or time.monotonic() > deadline:
+            break
+    assert len(pids) == 2, "".join(lines)
+    proc.send_signal(signal.SIGINT)
+    try:
+        rest, _ = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise AssertionError("the driver did not exit within 60 s of Ctrl-C")
+    assert proc.returncode == 130, "".join(lines) + rest
+    assert "interrupted: workers stopped" in rest
+    for pid in pids:
+        assert gone(pid), f"worker process {pid} outlived the driver"

@@ -1,0 +1,170 @@
+"""The driver on a local Ray: training, replicas, checkpoints, a killed worker, bad input.
+
+Every Ray test here shares one module-wide Ray session (``ray_session``).
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+
+import pytest
+import torch
+
+from distgnn.data import load_planetoid, sbm
+from distgnn.launch import LaunchError, RunConfig, launch, latest_checkpoint, load_checkpoint
+from distgnn.launch.cli import main as cli_main
+from distgnn.models import build_model
+from distgnn.partition import partition
+from distgnn.train import TrainConfig, train_node_classifier
+
+pytestmark = pytest.mark.multiprocess
+
+
+@pytest.fixture(scope="module")
+def small_parts(tmp_path_factory):
+    out = tmp_path_factory.mktemp("sbm") / "parts"
+    partition(sbm(num_nodes=1500, seed=3), 3, out, method="metis", seed=0)
+    return str(out)
+
+
+def gone(pid: int, timeout: float = 15.0) -> bool:
+    """Whether process ``pid`` has exited (a zombie waiting to be reaped counts as exited)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                if f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X"):
+                    return True
+        except FileNotFoundError:
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def _run(parts, **kw):
+    kw.setdefault("threads_per_worker", 1)
+    kw.setdefault("timeout_s", 60)
+    return launch(parts=parts, **kw)
+
+
+# -- bad input: clear errors before any worker starts --------------------------------------------------
+def test_bad_arguments(tmp_path, small_parts):
+    with pytest.raises(LaunchError, match="cannot read the manifest"):
+        _run(str(tmp_path / "missing"))
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "manifest.json").write_text("{not json")
+    with pytest.raises(LaunchError, match="manifest"):
+        _run(str(broken))
+    with pytest.raises(LaunchError, match="4 workers but the partition has only 3 parts"):
+        _run(small_parts, workers=4)
+    with pytest.raises(LaunchError, match="--resume: no checkpoint in"):
+        _run(small_parts, checkpoint_dir=str(tmp_path / "none"), resume=True)
+    with pytest.raises(ValueError, match="resume needs a checkpoint directory"):
+        RunConfig(resume=True)
+    with pytest.raises(ValueError, match="unknown model 'gcm'"):
+        RunConfig(model="gcm")
+    with pytest.raises(ValueError, match="workers must be an integer >= 1, got 0"):
+        RunConfig(workers=0)
+    # the CLI: one line on stderr, exit status 2 (arguments) or 1 (cannot run)
+    assert cli_main(["--workers", "0"]) == 2
+    assert cli_main(["--parts", str(tmp_path / "missing"), "--quiet"]) == 1
+
+
+def test_features_are_required(tmp_path):
+    edge_index = torch.tensor([[0, 1, 2], [1, 2, 0]])
+    from distgnn.data import GraphData
+
+    partition(GraphData(edge_index=edge_index, num_nodes=3), 1, tmp_path / "p", method="range")
+    with pytest.raises(LaunchError, match="no features, label, train_mask column"):
+        _run(str(tmp_path / "p"), workers=1)
+
+
+# -- training, replicas, checkpoints and recovery -------------------------------------------------------
+def test_recovers_a_killed_worker_and_resumes_exactly(ray_session, small_parts, tmp_path):
+    base = dict(workers=2, epochs=8, checkpoint_every=2, seed=5)
+    straight = _run(small_parts, checkpoint_dir=str(tmp_path / "a"), **base)
+    assert straight.restarts == 0 and straight.epochs == 8
+    assert len(set(straight.digests)) == 1, "replicas must hold bit-identical parameters"
+    assert [h["epoch"] for h in straight.history] == list(range(1, 9))
+    assert straight.history[-1]["loss"] < straight.history[0]["loss"]
+
+    killed = []
+
+    def kill_once(stats):
+        if stats["epoch"] == 5 and not killed:
+            killed.append(driver_pids[0][1])
+            os.kill(driver_pids[0][1], signal.SIGKILL)
+
+    from distgnn.launch import Driver
+
+    driver = Driver(RunConfig(parts=small_parts, checkpoint_dir=str(tmp_path / "b"), threads_per_worker=1,
+                              timeout_s=60, **base), on_epoch=kill_once)
+    driver_pids = []
+    original = driver._start_group
+
+    def start_group(*args):
+        out = original(*args)
+        driver_pids.insert(0, list(driver.pids))
+        return out
+
+    driver._start_group = start_group
+    recovered = driver.run()
+    assert killed and recovered.restarts == 1
+    assert driver_pids[0] != driver_pids[1], "a new group of workers must have been started"
+    assert [h["epoch"] for h in recovered.history] == list(range(1, 9))
+    # resumed from the epoch-4 checkpoint with per-epoch RNG: exactly the uninterrupted run
+    assert recovered.digests == straight.digests
+    for a, b in zip(recovered.history, straight.history):
+        assert a["loss"] == b["loss"] and a["val_acc"] == b["val_acc"]
+    for pid in killed + driver_pids[0] + driver_pids[1]:  # no worker outlives the run
+        assert gone(pid), f"worker process {pid} is still running"
+
+    # --resume: 4 epochs, then on to 8 from the checkpoint
+    half = _run(small_parts, checkpoint_dir=str(tmp_path / "c"), **{**base, "epochs": 4})
+    assert os.path.basename(latest_checkpoint(str(tmp_path / "c"))) == "checkpoint-000004.pt"
+    assert half.digests != straight.digests
+    resumed = _run(small_parts, checkpoint_dir=str(tmp_path / "c"), resume=True, **base)
+    assert resumed.digests == straight.digests
+    assert [h["epoch"] for h in resumed.history] == [5, 6, 7, 8]
+    state = load_checkpoint(latest_checkpoint(str(tmp_path / "c")))
+    assert state["epoch"] == 8 and state["config"]["seed"] == 5
+    # resuming with other model settings is refused
+    with pytest.raises(LaunchError, match=r"written with different settings \(hidden\)"):
+        _run(small_parts, checkpoint_dir=str(tmp_path / "c"), resume=True, hidden=32, **base)
+
+
+def test_gives_up_after_max_restarts(ray_session, small_parts, tmp_path):
+    from distgnn.launch import Driver
+
+    driver = Driver(RunConfig(parts=small_parts, workers=2, epochs=6, max_restarts=1, threads_per_worker=1,
+                              timeout_s=60, checkpoint_dir=str(tmp_path / "k"), checkpoint_every=1))
+    driver.on_epoch = lambda stats: os.kill(driver.pids[1], signal.SIGKILL) if stats["epoch"] >= 2 else None
+    with pytest.raises(LaunchError, match=r"a worker died .*gave up after 1 restart"):
+        driver.run()
+
+
+def test_cora_in_four_parts_matches_single_process(ray_session, tmp_path):
+    try:
+        data = load_planetoid("cora", normalize_features=True)
+    except Exception as exc:  # the dataset ships with the repository's data directory
+        pytest.fail(f"Cora is needed for this test: {exc}")
+    parts = str(tmp_path / "cora-4")
+    partition(data, 4, parts, method="metis", seed=0)
+    manifest = json.loads((tmp_path / "cora-4" / "manifest.json").read_text())
+    assert manifest["num_parts"] == 4
+    seeds = [0, 1, 2]
+    single, distributed = [], []
+    for seed in seeds:
+        torch.manual_seed(seed)
+        model = build_model("gcn", data.num_features, data.num_classes)
+        single.append(train_node_classifier(model, data, TrainConfig(epochs=200, seed=seed)).test_acc)
+        res = _run(parts, workers=2, epochs=200, seed=seed, eval_every=50)
+        assert len(set(res.digests)) == 1
+        distributed.append(res.test_acc)
+    mean = lambda v: sum(v) / len(v)  # noqa: E731
+    print(f"Cora GCN test accuracy: single {single} distributed (4 parts, 2 workers) {distributed}")
+    assert mean(distributed) > 0.78
+    assert abs(mean(distributed) - mean(single)) <= 0.01, (single, distributed)
