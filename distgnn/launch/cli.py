@@ -35,6 +35,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--dropout", type=float, default=None, help="dropout rate (default: the model's)")
     p.add_argument("--seed", type=int, default=d.seed, help=f"random seed (default: {d.seed})")
     p.add_argument("--eval-every", type=int, default=d.eval_every, help="evaluate every N epochs (default: 1)")
+    p.add_argument("--mode", choices=["full", "sampled"], default=d.mode, help="full-graph (default) or sampled mini-batch training")
+    p.add_argument("--fanout", default=",".join(map(str, d.fanouts)), help="sampled mode: neighbours per hop, -1 = all (default: 10,10)")
+    p.add_argument("--batch-size", type=int, default=d.batch_size, help=f"sampled mode: seeds per step over all workers (default: {d.batch_size})")
+    p.add_argument("--replace", action="store_true", help="sampled mode: sample neighbours with replacement")
+    p.add_argument("--cache-mb", type=float, default=d.cache_mb, help="sampled mode: MiB per worker for the hottest remote feature rows (default: 0)")
+    p.add_argument("--no-pipeline", action="store_true", help="sampled mode: do not prepare the next batch while one trains")
     p.add_argument("--address", default=None, help="Ray cluster: auto, ray://host:port, or HOST:PORT (default: start a local one)")
     p.add_argument("--checkpoint-dir", default=None, metavar="D", help="write checkpoints here (needed to recover a lost worker)")
     p.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every, help=f"epochs between checkpoints (default: {d.checkpoint_every})")
@@ -49,10 +55,19 @@ def _mb(b: float) -> str:
     return f"{b / 1e6:.2f} MB"
 
 
+def _fanouts(text: str) -> tuple:
+    try:
+        return tuple(int(f) for f in text.split(","))
+    except ValueError:
+        raise ValueError(f"--fanout must be comma-separated integers such as 10,10 or 15,10,-1, got {text!r}") from None
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         config = RunConfig(
+            mode=args.mode, fanouts=_fanouts(args.fanout), batch_size=args.batch_size, replace=args.replace,
+            cache_mb=args.cache_mb, pipeline=not args.no_pipeline,
             parts=args.parts, model=args.model, hidden=args.hidden, num_layers=args.layers, dropout=args.dropout,
             epochs=args.epochs, lr=args.lr, weight_decay=args.weight_decay, seed=args.seed, workers=args.workers,
             gpus_per_worker=args.gpus_per_worker, threads_per_worker=args.threads_per_worker, address=args.address,
@@ -72,13 +87,21 @@ def main(argv: list[str] | None = None) -> int:
         if args.quiet:
             return
         acc = f"  train acc {s['train_acc']:.4f}  val acc {s['val_acc']:.4f}" if "val_acc" in s else ""
-        print(f"epoch {s['epoch']:4d}  loss {s['loss']:.4f}{acc}  {1000 * s['wall_s']:7.1f} ms  "
-              f"(exchange {1000 * s['exchange_s']:.1f} ms, grad sync {1000 * s['sync_s']:.1f} ms)  "
-              f"halo {_mb(s['halo_bytes'])}", flush=True)
+        if config.mode == "sampled":
+            cache = f", cache hits {100 * s['hit_rate']:.0f}% ({_mb(s['bytes_saved'])} saved)" if config.cache_mb else ""
+            detail = (f"{s['steps']} steps, {s['sampled_edges'] / max(s['steps'], 1):.0f} edges/step; sample "
+                      f"{1000 * s['sample_s']:.0f} ms, fetch {1000 * s['fetch_s']:.0f} ms, train {1000 * s['compute_s']:.0f} ms, "
+                      f"grad sync {1000 * s['sync_s']:.0f} ms; fetched {_mb(s['bytes_fetched'])}{cache}")
+        else:
+            detail = (f"exchange {1000 * s['exchange_s']:.1f} ms, grad sync {1000 * s['sync_s']:.1f} ms; "
+                      f"halo {_mb(s['halo_bytes'])}")
+        print(f"epoch {s['epoch']:4d}  loss {s['loss']:.4f}{acc}  {1000 * s['wall_s']:7.1f} ms  ({detail})", flush=True)
 
-    echo(f"model: {config.model}, {config.workers} workers, {config.epochs} epochs")
+    mode = (f"sampled (fan-out {','.join(map(str, config.fanouts))}, batch {config.batch_size})"
+            if config.mode == "sampled" else "full-graph")
+    echo(f"model: {config.model}, {config.workers} workers, {config.epochs} epochs, {mode}")
     try:
-        result = launch(config, on_epoch=show, echo=echo)
+        result = launch(config, on_epoch=show, echo=echo, progress=not args.quiet)
     except LaunchError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -24,6 +24,12 @@ class RunConfig:
         threads_per_worker: torch threads (and Ray CPUs) per worker; ``None``: the local CPUs
             divided by the workers, at least 1.
         address: ``None`` starts a local Ray; ``"auto"`` or ``"ray://host:port"`` joins a cluster.
+    Sampled mini-batch mode (``mode="sampled"``):
+        fanouts: in-neighbours sampled per hop (``-1``: all), one entry per hop; batch_size:
+            training seeds per step over all workers; replace: sample with replacement;
+        cache_mb: per-worker cache of the hottest remote feature rows (by in-degree), MiB;
+        pipeline: sample and fetch batch k+1 in a background thread while batch k trains.
+        Evaluation is full-graph (every layer on the whole partition, halo exchange per hop).
     Robustness:
         checkpoint_dir: where checkpoints go (the driver's filesystem); ``None``: no checkpoints,
             so a lost worker cannot be recovered.
@@ -51,6 +57,12 @@ class RunConfig:
     max_restarts: int = 3
     timeout_s: float = 300.0
     eval_every: int = 1
+    mode: str = "full"
+    fanouts: tuple = (10, 10)
+    batch_size: int = 1024
+    replace: bool = False
+    cache_mb: float = 0.0
+    pipeline: bool = True
 
     def __post_init__(self) -> None:
         def positive_int(name: str, minimum: int = 1) -> None:
@@ -77,6 +89,15 @@ class RunConfig:
             raise ValueError(f"gpus_per_worker must be >= 0, got {self.gpus_per_worker!r}")
         if not self.timeout_s > 0:
             raise ValueError(f"timeout_s must be positive, got {self.timeout_s!r}")
+        if self.mode not in ("full", "sampled"):
+            raise ValueError(f"mode must be 'full' or 'sampled', got {self.mode!r}")
+        positive_int("batch_size")
+        fanouts = tuple(self.fanouts) if isinstance(self.fanouts, (list, tuple)) else None
+        if not fanouts or any(not isinstance(f, int) or isinstance(f, bool) or (f < 1 and f != -1) for f in fanouts):
+            raise ValueError(f"fanouts must be a non-empty list of ints >= 1 or -1 (all neighbours), got {self.fanouts!r}")
+        object.__setattr__(self, "fanouts", fanouts)
+        if not self.cache_mb >= 0:
+            raise ValueError(f"cache_mb must be >= 0, got {self.cache_mb!r}")
         if self.resume and not self.checkpoint_dir:
             raise ValueError("resume needs a checkpoint directory (--checkpoint-dir)")
 

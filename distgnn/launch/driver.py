@@ -149,8 +149,10 @@ class Driver:
     While a group is up, :attr:`pids` lists the worker processes (rank order).
     """
 
-    def __init__(self, config: RunConfig, on_epoch: Callable[[dict], None] | None = None, echo: Callable[[str], None] | None = None):
+    def __init__(self, config: RunConfig, on_epoch: Callable[[dict], None] | None = None,
+                 echo: Callable[[str], None] | None = None, progress: bool = False):
         self.config = config
+        self.progress = progress
         self.on_epoch = on_epoch
         self.echo = echo or (lambda s: None)
         self.pids: list[int] = []
@@ -333,6 +335,12 @@ class Driver:
         self.attempt += 1
         workers = self._start_group(parts_dir, blocks, starts)
         result.workers = workers
+        if c.mode == "sampled":
+            import numpy as np
+            import torch
+
+            self._train_ids = torch.from_numpy(np.sort(np.concatenate([w.pop("train_ids") for w in workers])))
+            self._starts = starts
         if self.attempt == 1:
             for w in workers:
                 self.echo(f"worker {w['rank']}: parts {w['parts'][0]}..{w['parts'][-1]}, {w['nodes']} nodes, "
@@ -353,8 +361,11 @@ class Driver:
         for epoch in range(first, c.epochs + 1):
             evaluate = epoch % c.eval_every == 0 or epoch == c.epochs
             t0 = time.perf_counter()
-            per_rank = self._wait([a.train_epoch.remote(epoch, evaluate) for a in self._actors], f"epoch {epoch}")
-            stats = _merge_stats(per_rank, time.perf_counter() - t0)
+            if c.mode == "sampled":
+                stats = _merge_sampled(self._sampled_epoch(epoch, evaluate), time.perf_counter() - t0)
+            else:
+                per_rank = self._wait([a.train_epoch.remote(epoch, evaluate) for a in self._actors], f"epoch {epoch}")
+                stats = _merge_stats(per_rank, time.perf_counter() - t0)
             result.history.append(stats)
             result.epochs = epoch
             if evaluate:
@@ -368,6 +379,29 @@ class Driver:
         result.digests = self._wait([a.digest.remote() for a in self._actors], "comparing replicas")
         if len(set(result.digests)) != 1:
             raise LaunchError(f"replicas diverged: parameter digests {sorted(set(result.digests))}")
+
+    def _sampled_epoch(self, epoch: int, evaluate: bool) -> list[dict]:
+        """One sampled epoch: shuffle, hand out seeds, run the steps in chunks (a progress bar)."""
+        import torch
+        from tqdm import tqdm
+
+        from .sampled import split_seeds
+        from .worker import mix_seed
+
+        c = self.config
+        g = torch.Generator().manual_seed(mix_seed(c.seed, epoch))
+        order = self._train_ids[torch.randperm(self._train_ids.numel(), generator=g)]
+        per_worker, steps = split_seeds(order, self._starts, c.batch_size)
+        self._wait([a.begin_epoch.remote(epoch, s.numpy(), steps) for a, s in zip(self._actors, per_worker)],
+                   f"epoch {epoch}")
+        chunk = max(1, -(-steps // 20))
+        with tqdm(total=steps, desc=f"epoch {epoch}", unit="step", leave=False,
+                  disable=None if self.progress else True) as bar:
+            left = steps
+            while left > 0:
+                left = self._wait([a.run_steps.remote(chunk) for a in self._actors], f"epoch {epoch}")[0]
+                bar.update(steps - left - bar.n)
+        return self._wait([a.end_epoch.remote(epoch, evaluate) for a in self._actors], f"epoch {epoch}")
 
     def close(self) -> None:
         """Kill the workers, drop the placement group, stop a Ray this driver started; idempotent."""
@@ -385,12 +419,28 @@ class Driver:
 
 
 def _merge_stats(per_rank: list[dict], wall_s: float) -> dict:
-    """Global figures of one epoch: loss/accuracies (identical on all ranks), times (slowest rank)."""
-    s = dict(per_rank[0])
-    for key in ("step_s", "sync_s", "exchange_s", "epoch_s"):
-        s[key] = max(r[key] for r in per_rank)
+    """Global figures of one epoch: loss and accuracies (identical on all ranks), the time
+    breakdown of the slowest rank (its exchange time is the least inflated by waiting for a
+    peer), and the halo bytes of all ranks."""
+    slow = max(per_rank, key=lambda r: r["step_s"])
+    s = {**per_rank[0], **{k: slow[k] for k in ("step_s", "sync_s", "exchange_s")}}
+    s["epoch_s"] = max(r["epoch_s"] for r in per_rank)
     s["halo_bytes"] = sum(r["halo_bytes"] for r in per_rank)
     s["wall_s"] = wall_s
+    return s
+
+
+def _merge_sampled(per_rank: list[dict], wall_s: float) -> dict:
+    """Global figures of a sampled epoch: times of the slowest rank, traffic summed over ranks."""
+    s = dict(per_rank[0])
+    for key in ("compute_s", "sync_s", "sample_s", "fetch_s", "wait_s", "eval_s"):
+        s[key] = max(r[key] for r in per_rank)
+    for key in ("hits", "misses", "bytes_fetched", "bytes_saved", "sampled_edges", "sampled_nodes", "seeds", "halo_bytes"):
+        s[key] = sum(r[key] for r in per_rank)
+    looked = s["hits"] + s["misses"]
+    s["hit_rate"] = s["hits"] / looked if looked else 0.0
+    s["wall_s"] = wall_s
+    s["exchange_s"] = s["fetch_s"]
     return s
 
 
@@ -401,7 +451,7 @@ def _first_line(err: BaseException) -> str:
 
 
 def launch(config: RunConfig | None = None, *, on_epoch: Callable[[dict], None] | None = None,
-           echo: Callable[[str], None] | None = None, **kwargs) -> LaunchResult:
+           echo: Callable[[str], None] | None = None, progress: bool = False, **kwargs) -> LaunchResult:
     """Train on a partition with Ray workers; ``launch(parts="cora-4", workers=2, epochs=200)``.
 
     Keyword arguments build a :class:`~.config.RunConfig` when ``config`` is not given. Returns a
@@ -412,4 +462,4 @@ def launch(config: RunConfig | None = None, *, on_epoch: Callable[[dict], None] 
         config = RunConfig(**kwargs)
     elif kwargs:
         raise TypeError("pass either a RunConfig or keyword arguments, not both")
-    return Driver(config, on_epoch=on_epoch, echo=echo).run()
+    return Driver(config, on_epoch=on_epoch, echo=echo, progress=progress).run()

@@ -38,12 +38,12 @@ from .config import RunConfig
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Worker", "epoch_seed"]
+__all__ = ["Worker", "mix_seed"]
 
 
-def epoch_seed(seed: int, epoch: int, rank: int) -> int:
-    """The RNG seed of ``rank`` in ``epoch`` (a fixed mix, the same on every machine)."""
-    h = hashlib.blake2b(f"{seed}:{epoch}:{rank}".encode(), digest_size=8).digest()
+def mix_seed(*values: int) -> int:
+    """A 63-bit seed mixed from ``values`` (e.g. seed, epoch, rank): the same on every machine."""
+    h = hashlib.blake2b(":".join(str(int(v)) for v in values).encode(), digest_size=8).digest()
     return int.from_bytes(h, "little") & ((1 << 63) - 1)
 
 
@@ -70,6 +70,7 @@ class Worker:
         self.graph = None
         self.model = None
         self.optimizer = None
+        self.sampled = None
 
     # -- process group --------------------------------------------------------------------------
     def rendezvous(self) -> tuple[str, int]:
@@ -116,6 +117,7 @@ class Worker:
                                  "features, labels and a training mask")
         read_s = time.perf_counter() - t0
         self.graph = build_graph(shard, device=self.device)
+        self.node_start = shard.node_start
         dev = self.device
         self.x = shard.x.to(dev)
         self.y = shard.y.to(dev)
@@ -147,7 +149,13 @@ class Worker:
         self.optimizer = torch.optim.Adam(groups, lr=c.learning_rate, weight_decay=0.0 if decoupled else c.weight_decay)
         self.params = [p for p in model.parameters()]
         self.epoch = 0
-        return {
+        extra = {}
+        if c.mode == "sampled":
+            from .sampled import SampledTrainer
+
+            self.sampled = SampledTrainer(self, shard)
+            extra["train_ids"] = (torch.nonzero(shard.train_mask).view(-1) + shard.node_start).numpy()
+        return {**extra,
             "rank": self.rank, "parts": list(part_ids), "nodes": n, "edges": self.graph.num_edges,
             "halo": self.graph.num_halo, "train": int(self.masks["train"].sum()), "classes": num_classes,
             "features": int(self.x.shape[1]), "parameters": sum(p.numel() for p in self.params),
@@ -155,11 +163,22 @@ class Worker:
         }
 
     # -- training -------------------------------------------------------------------------------
-    def _sync_gradients(self) -> None:
-        """Sum every parameter's gradient over the ranks: one flat all-reduce."""
+    def _sync_gradients(self, count: int | None = None) -> None:
+        """Sum every parameter's gradient over the ranks: one flat all-reduce.
+
+        With ``count`` (this rank's loss terms), the count rides along in the same all-reduce and
+        the summed gradients are divided by the global count (a mean over the global batch).
+        """
         grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in self.params]
-        flat = torch.cat([g.reshape(-1) for g in grads])
+        parts = [g.reshape(-1) for g in grads]
+        if count is not None:
+            parts.append(torch.tensor([float(count)], dtype=parts[0].dtype, device=parts[0].device))
+        flat = torch.cat(parts)
         dist.all_reduce(flat)
+        if count is not None:
+            total, flat = flat[-1], flat[:-1]
+            if float(total) > 0:
+                flat = flat / total
         offset = 0
         for p in self.params:
             k = p.numel()
@@ -170,7 +189,7 @@ class Worker:
         """One full-graph step (and, with ``evaluate``, accuracies); global figures, same on all ranks."""
         ex = self.graph.exchange
         ex.reset_counters()
-        torch.manual_seed(epoch_seed(self.config.seed, epoch, self.rank))
+        torch.manual_seed(mix_seed(self.config.seed, epoch, self.rank))
         t0 = time.perf_counter()
         self.model.train()
         self.optimizer.zero_grad(set_to_none=True)
@@ -197,6 +216,34 @@ class Worker:
         stats["epoch_s"] = time.perf_counter() - t0
         self.epoch = epoch
         return stats
+
+    # -- sampled mode (see .sampled) -------------------------------------------------------------
+    def begin_epoch(self, epoch: int, seeds, steps: int) -> None:
+        """Start a sampled epoch with this worker's shuffled seeds (global ids) and the step count."""
+        torch.manual_seed(mix_seed(self.config.seed, epoch, self.rank))
+        self.graph.exchange.reset_counters()
+        self.sampled.begin_epoch(epoch, torch.as_tensor(seeds, dtype=torch.long), steps)
+
+    def run_steps(self, count: int) -> int:
+        """Run up to ``count`` sampled steps; returns the steps left in the epoch. Collective."""
+        return self.sampled.run_steps(count)
+
+    def end_epoch(self, epoch: int, evaluate: bool = True) -> dict:
+        """Finish a sampled epoch: global loss and traffic, and (full-graph) accuracies. Collective."""
+        s = self.sampled.end_stats()
+        self.sampled.stop()
+        t0 = time.perf_counter()
+        total = torch.tensor([s["loss_sum"], s["seeds"]], dtype=torch.float64)
+        if evaluate:
+            total = torch.cat([total, self._accuracy_counts().double().cpu()])
+        dist.all_reduce(total)
+        out = {k: v for k, v in s.items() if k not in ("loss_sum",)}
+        out.update(epoch=epoch, loss=float(total[0] / total[1]) if float(total[1]) else float("nan"),
+                   eval_s=time.perf_counter() - t0, halo_bytes=self.graph.exchange.bytes_sent)
+        if evaluate:
+            out.update(self._accuracies(total[2:]))
+        self.epoch = epoch
+        return out
 
     def _synchronize(self) -> None:
         if self.device.type == "cuda":
@@ -246,6 +293,8 @@ class Worker:
         self.epoch = int(state["epoch"])
 
     def close(self) -> None:
+        if self.sampled is not None:
+            self.sampled.stop()
         if dist.is_initialized():
             dist.destroy_process_group()
 
