@@ -124,3 +124,63 @@ def train_node_classifier(
             result.epoch, result.train_acc, result.val_acc = epoch, stats.train_acc, stats.val_acc
             result.test_acc = accuracy(logits, data.y, data.test_mask)
     return result
+
+
+def train_sampled(
+    model: nn.Module,
+    data: GraphData,
+    config: TrainConfig = TrainConfig(),
+    fanouts: tuple[int, ...] = (10, 10),
+    batch_size: int = 1024,
+    replace: bool = False,
+    on_epoch: Callable[[EpochStats], None] | None = None,
+) -> TrainResult:
+    """Mini-batch training on sampled neighbourhoods in one process (like PyG's NeighborLoader).
+
+    Every epoch the training nodes are shuffled (seeded by ``config.seed`` and the epoch) and cut
+    into batches of ``batch_size`` seeds; each batch trains on its ``fanouts`` neighbourhood
+    (:class:`~distgnn.sampling.NeighborSampler`, seeds first, loss on the seed rows). Evaluation
+    runs the model on the whole graph after every epoch. The single-process twin of
+    ``python -m distgnn.launch --mode sampled``.
+    """
+    from ..sampling import NeighborSampler
+
+    _check(data)
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    torch.manual_seed(config.seed)
+    graph = Graph(data.edge_index, data.num_nodes)
+    sampler = NeighborSampler(data.edge_index, data.num_nodes, fanouts, replace=replace, seed=config.seed)
+    groups = model.param_groups(config.weight_decay) if hasattr(model, "param_groups") else model.parameters()
+    opt = torch.optim.Adam(groups, lr=config.lr, weight_decay=0.0 if hasattr(model, "param_groups") else config.weight_decay)
+    train_ids = torch.nonzero(data.train_mask).view(-1)
+    result, best = TrainResult(), None
+    for epoch in range(1, config.epochs + 1):
+        t0 = time.perf_counter()
+        model.train()
+        g = torch.Generator().manual_seed(config.seed * 1_000_003 + epoch)
+        order = train_ids[torch.randperm(train_ids.numel(), generator=g)]
+        total, count = 0.0, 0
+        for step, seeds in enumerate(torch.split(order, batch_size)):
+            sub = sampler.sample(seeds, seed=config.seed * 1_000_003 + epoch * 65_537 + step)
+            opt.zero_grad()
+            logits = model(data.x[sub.node_ids], Graph(sub.edge_index, int(sub.node_ids.numel())))
+            loss = F.cross_entropy(logits[: sub.num_seeds], data.y[seeds])
+            loss.backward()
+            opt.step()
+            total += float(loss.detach()) * seeds.numel()
+            count += seeds.numel()
+        model.eval()
+        with torch.no_grad():
+            logits = model(data.x, graph)
+        stats = EpochStats(epoch, total / count, accuracy(logits, data.y, data.train_mask),
+                           accuracy(logits, data.y, data.val_mask), time.perf_counter() - t0)
+        result.history.append(stats)
+        if on_epoch is not None:
+            on_epoch(stats)
+        key = stats.val_acc if stats.val_acc == stats.val_acc else 0.0
+        if config.select == "last" or best is None or key > best:
+            best = key
+            result.epoch, result.train_acc, result.val_acc = epoch, stats.train_acc, stats.val_acc
+            result.test_acc = accuracy(logits, data.y, data.test_mask)
+    return result

@@ -31,6 +31,22 @@ def test_no_arguments_trains_on_the_built_in_graph():
     assert re.search(r"^final: test accuracy 0\.\d{4} \(epoch 3, .*replicas identical$", out, re.M), out
 
 
+def test_sampled_mode_from_the_command_line():
+    proc = _launch("--epochs", "2", "--mode", "sampled", "--fanout", "5,5", "--batch-size", "50", "--cache-mb", "0.5",
+                   "--model", "sage")
+    out, _ = proc.communicate(timeout=180)
+    assert proc.returncode == 0, out
+    assert "sampled (fan-out 5,5, batch 50)" in out
+    lines = re.findall(r"^epoch +(\d+) +loss [\d.]+ .*\((\d+) steps, (\d+) edges/step; .* cache hits (\d+)%", out, re.M)
+    assert [int(e) for e, *_ in lines] == [1, 2], out
+    # 100 training nodes, 25 per worker and step: at least 2 steps (more when a worker owns more than 50)
+    assert all(2 <= int(steps) <= 4 and int(edges) > 0 for _, steps, edges, _ in lines), out
+    assert re.search(r"^final: test accuracy 0\.\d{4} \(epoch 2, ", out, re.M), out
+    proc = _launch("--fanout", "10,x")
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 2 and "--fanout must be comma-separated integers" in out
+
+
 def test_ctrl_c_stops_every_worker():
     proc = _launch("--epochs", "100000", "--eval-every", "1000")
     pids, lines = [], []
