@@ -40,6 +40,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=d.batch_size, help=f"sampled mode: seeds per step over all workers (default: {d.batch_size})")
     p.add_argument("--replace", action="store_true", help="sampled mode: sample neighbours with replacement")
     p.add_argument("--cache-mb", type=float, default=d.cache_mb, help="sampled mode: MiB per worker for the hottest remote feature rows (default: 0)")
+    p.add_argument("--cache-policy", choices=["degree", "prepass"], default=d.cache_policy, help="sampled mode: what makes a remote row hot: its in-degree (default) or a sampling pre-pass")
     p.add_argument("--no-pipeline", action="store_true", help="sampled mode: do not prepare the next batch while one trains")
     p.add_argument("--address", default=None, help="Ray cluster: auto, ray://host:port, or HOST:PORT (default: start a local one)")
     p.add_argument("--checkpoint-dir", default=None, metavar="D", help="write checkpoints here (needed to recover a lost worker)")
@@ -67,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = RunConfig(
             mode=args.mode, fanouts=_fanouts(args.fanout), batch_size=args.batch_size, replace=args.replace,
-            cache_mb=args.cache_mb, pipeline=not args.no_pipeline,
+            cache_mb=args.cache_mb, cache_policy=args.cache_policy, pipeline=not args.no_pipeline,
             parts=args.parts, model=args.model, hidden=args.hidden, num_layers=args.layers, dropout=args.dropout,
             epochs=args.epochs, lr=args.lr, weight_decay=args.weight_decay, seed=args.seed, workers=args.workers,
             gpus_per_worker=args.gpus_per_worker, threads_per_worker=args.threads_per_worker, address=args.address,

@@ -27,7 +27,9 @@ class RunConfig:
     Sampled mini-batch mode (``mode="sampled"``):
         fanouts: in-neighbours sampled per hop (``-1``: all), one entry per hop; batch_size:
             training seeds per step over all workers; replace: sample with replacement;
-        cache_mb: per-worker cache of the hottest remote feature rows (by in-degree), MiB;
+        cache_mb: per-worker cache of the hottest remote feature rows, MiB; cache_policy: how hot
+            is measured: ``"degree"`` (in-degree) or ``"prepass"`` (how often a sampling pass over
+            the worker's own training seeds needs the row);
         pipeline: sample and fetch batch k+1 in a background thread while batch k trains.
         Evaluation is full-graph (every layer on the whole partition, halo exchange per hop).
     Robustness:
@@ -62,6 +64,7 @@ class RunConfig:
     batch_size: int = 1024
     replace: bool = False
     cache_mb: float = 0.0
+    cache_policy: str = "degree"
     pipeline: bool = True
 
     def __post_init__(self) -> None:
@@ -96,6 +99,8 @@ class RunConfig:
         if not fanouts or any(not isinstance(f, int) or isinstance(f, bool) or (f < 1 and f != -1) for f in fanouts):
             raise ValueError(f"fanouts must be a non-empty list of ints >= 1 or -1 (all neighbours), got {self.fanouts!r}")
         object.__setattr__(self, "fanouts", fanouts)
+        if self.cache_policy not in ("degree", "prepass"):
+            raise ValueError(f"cache_policy must be 'degree' or 'prepass', got {self.cache_policy!r}")
         if not self.cache_mb >= 0:
             raise ValueError(f"cache_mb must be >= 0, got {self.cache_mb!r}")
         if self.resume and not self.checkpoint_dir:

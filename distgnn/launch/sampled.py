@@ -61,13 +61,36 @@ class SampledTrainer:
         topo = Topology.from_edge_index(shard.edge_index, shard.node_start, shard.num_nodes, shard.eid)
         self.starts = list(shard.starts)
         self.sample_fn = DistributedSampleFn(topo, self.starts, group=self.group)
-        hot = in_degree_hotness(topo, self.starts, group=self.group) if c.cache_mb > 0 else None
-        self.fetcher = FeatureFetcher(worker.x, self.starts, cache_mb=c.cache_mb, hotness=hot, group=self.group)
         self.num_nodes = shard.num_nodes_global
         self.id_map = IdMap(self.num_nodes)
         self.local_batch = max(1, -(-c.batch_size // worker.world_size))
+        hot = None
+        if c.cache_mb > 0:
+            if c.cache_policy == "degree":
+                hot = in_degree_hotness(topo, self.starts, group=self.group)
+            else:
+                hot = self._prepass(torch.nonzero(shard.train_mask).view(-1) + shard.node_start)
+        self.fetcher = FeatureFetcher(worker.x, self.starts, cache_mb=c.cache_mb, hotness=hot, group=self.group)
         self._thread = None
         self._queue = None
+
+    def _prepass(self, train_ids: torch.Tensor) -> torch.Tensor:
+        """``[N]`` how often each node appears in this worker's sampled subgraphs over one pass of
+        its training seeds (the same step count on every worker). Collective."""
+        from ..sampling import access_counts, sample_subgraph
+        from .worker import mix_seed
+
+        batches = list(torch.split(train_ids, self.local_batch))
+        steps = torch.tensor([len(batches)], dtype=torch.long)
+        dist.all_reduce(steps, op=dist.ReduceOp.MAX, group=self.group)
+        empty = torch.zeros(0, dtype=torch.long)
+        ids = []
+        for k in range(int(steps)):
+            seeds = batches[k] if k < len(batches) else empty
+            sub = sample_subgraph(self.sample_fn, seeds, self.config.fanouts, replace=self.config.replace,
+                                  seed=mix_seed(self.config.seed, -1, k), id_map=self.id_map)
+            ids.append(sub.node_ids)
+        return access_counts(ids, self.num_nodes)
 
     # -- batches ------------------------------------------------------------------------------------
     def _produce(self, step: int):

@@ -25,7 +25,7 @@ def test_no_arguments_trains_on_the_built_in_graph():
     assert proc.returncode == 0, out
     assert "partitioned into 2 parts with METIS" in out
     assert re.search(r"^worker 1: parts 1\.\.1, \d+ nodes, \d+ edges, \d+ halo, cpu \(gloo, 1 threads\)", out, re.M), out
-    epochs = re.findall(r"^epoch +(\d+) +loss ([\d.]+) +train acc [\d.]+ +val acc [\d.]+ .* halo ([\d.]+) MB$", out, re.M)
+    epochs = re.findall(r"^epoch +(\d+) +loss ([\d.]+) +train acc [\d.]+ +val acc [\d.]+ .* halo ([\d.]+) MB\)$", out, re.M)
     assert [int(e) for e, _, _ in epochs] == [1, 2, 3], out
     assert all(float(mb) > 0 for _, _, mb in epochs), "halo traffic must be reported"
     assert re.search(r"^final: test accuracy 0\.\d{4} \(epoch 3, .*replicas identical$", out, re.M), out

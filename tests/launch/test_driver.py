@@ -16,7 +16,7 @@ from distgnn.data import load_planetoid, sbm
 from distgnn.launch import LaunchError, RunConfig, launch, latest_checkpoint, load_checkpoint
 from distgnn.launch.cli import main as cli_main
 from distgnn.models import build_model
-from distgnn.partition import partition
+from distgnn.partition import partition, reassemble
 from distgnn.train import TrainConfig, train_node_classifier
 
 pytestmark = pytest.mark.multiprocess
@@ -144,6 +144,23 @@ def test_gives_up_after_max_restarts(ray_session, small_parts, tmp_path):
     driver.on_epoch = lambda stats: os.kill(driver.pids[1], signal.SIGKILL) if stats["epoch"] >= 2 else None
     with pytest.raises(LaunchError, match=r"a worker died .*gave up after 1 restart"):
         driver.run()
+
+
+def test_full_graph_training_equals_single_process(ray_session, tmp_path):
+    # without dropout, distributed training is single-process training up to the order of sums
+    data = load_planetoid("cora", normalize_features=True)
+    parts = str(tmp_path / "cora-3")
+    partition(data, 3, parts, method="metis", seed=0)
+    res = _run(parts, workers=2, epochs=10, seed=7, dropout=0.0, checkpoint_dir=str(tmp_path / "ck"), checkpoint_every=10)
+    state = load_checkpoint(latest_checkpoint(str(tmp_path / "ck")))["model"]
+    whole, _ = reassemble(parts)  # the same graph in the partition's ids
+    torch.manual_seed(7)
+    model = build_model("gcn", whole.num_features, whole.num_classes, dropout=0.0)
+    ref = train_node_classifier(model, whole, TrainConfig(epochs=10, seed=7))
+    for name, want in model.state_dict().items():
+        torch.testing.assert_close(state[name], want, rtol=1e-4, atol=1e-6, msg=lambda m: f"{name}: {m}")
+    assert abs(res.test_acc - ref.test_acc) <= 0.002
+    assert abs(res.history[-1]["loss"] - ref.history[-1].loss) < 1e-4
 
 
 def test_cora_in_four_parts_matches_single_process(ray_session, tmp_path):

@@ -126,6 +126,11 @@ def test_imbalanced_training_nodes_do_not_hang(ray_session, tmp_path):
     assert 0 < res.history[-1]["hit_rate"] < 1, "a cache of 0.01 MiB holds some of the remote rows"
     assert res.history[-1]["bytes_saved"] > 0 and res.history[-1]["bytes_fetched"] > 0
     assert len(set(res.digests)) == 1
+    # a cache chosen by a sampling pre-pass over the worker's own seeds hits more often than by degree
+    pre = launch(parts=parts, workers=2, threads_per_worker=1, timeout_s=60, model="gcn", mode="sampled",
+                 fanouts=(4, 4), batch_size=16, epochs=2, cache_mb=0.01, cache_policy="prepass", pipeline=False)
+    assert pre.digests == res.digests, "the cache changes where rows come from, never their values"
+    assert pre.history[-1]["hit_rate"] > res.history[-1]["hit_rate"]
 
 
 def test_sampled_run_recovers_a_killed_worker(ray_session, cora_parts, tmp_path):
