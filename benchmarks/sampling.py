@@ -30,21 +30,46 @@ used by ``dgl.sampling``: when they cannot be imported, this script registers em
 modules for ``dgl.graphbolt`` (and, while DGL imports, pandas) in this process only. If DGL still
 fails, its rows say why.
 
-The script is organised in sections (:data:`SECTIONS`, each ``section(args, graph) -> rows``) so
-more can be added, e.g. the epoch time of sampled training.
+Section ``epochs``: the time of a sampled training epoch through the public API
+(``distgnn.launch.launch(mode="sampled", model="sage", ...)``) with 1, 2 and 4 workers, the remote
+feature cache off and on, and for 2 workers the sampling pipeline off as well. The graph is the
+SBM of ``distgnn.data.sbm`` (``--epoch-nodes`` nodes, ~10 edges per node, ``--train-frac`` of the
+nodes as training seeds), partitioned ONCE with METIS into ``max(--epoch-workers)`` parts; a run
+with ``W`` workers gives each a consecutive block of parts. Every run trains ``--epochs + 1``
+epochs and evaluates only after the last one (``eval_every`` larger than the run), which is not
+counted; the first epoch is not counted either (warm-up). Per run, the medians over the counted
+epochs of:
+
+- ``epoch s``: the driver's wall time of an epoch;
+- ``sample`` / ``fetch`` / ``train`` / ``sync`` ms: per epoch, the slowest worker's time in
+  sampling, fetching feature rows, forward + backward, and gradient all-reduce + optimiser step
+  (with the pipeline on, sampling and fetching overlap training, so they are not on the critical
+  path: ``wait`` is the time training waited for the next batch);
+- ``fetched MB`` / ``MB saved``: feature bytes received from other workers / spared by the cache
+  (all workers); ``hit rate``: the share of remote rows found in the cache.
+
+``launch`` starts a local Ray per run (a few seconds, outside the epoch times). Workers run
+``--epoch-threads`` torch threads each (default 1), so with more workers than cores they share
+them.
+
+The script is organised in sections (:data:`SECTIONS`, each ``section(args) -> rows``); the
+default runs ``sampling`` only.
 
 Usage::
 
     python benchmarks/sampling.py [--edges 10M] [--fanouts 15,10] [--batch 1024] [--batches 20]
         [--repeats 5] [--threads N] [--clock wall|cpu] [--seeds nonisolated|any]
-        [--sections sampling]
+        [--sections sampling,epochs] [--epoch-nodes 200000] [--epoch-workers 1,2,4]
+        [--epoch-cache-mb 4] [--epochs 4] [--epoch-threads 1] [--train-frac 0.1] [--workdir DIR]
 """
 from __future__ import annotations
 
 import argparse
 import math
 import os
+import statistics
 import sys
+import tempfile
 import time
 import types
 from dataclasses import dataclass
@@ -201,8 +226,11 @@ def distgnn_cases(w: Workload) -> dict[str, Callable[[], int]]:
 
 
 # -- sections ------------------------------------------------------------------------------------
-def sampling_section(args, w: Workload) -> list[list[object]]:
+def sampling_section(args) -> list[list[object]]:
     """Sampled edges per second of every sampler on the same batches."""
+    w = build_workload(args)
+    print(f"# fan-outs {w.fanouts}, {args.batch} seeds per batch ({args.seeds}), {args.batches} batches per round, "
+          f"median of {args.repeats} interleaved rounds ({args.clock} clock)")
     cases = distgnn_cases(w)
     notes = []
     for make in (dgl_cases, pyg_cases):
@@ -227,8 +255,60 @@ def sampling_section(args, w: Workload) -> list[list[object]]:
     return rows
 
 
+def epoch_graph(args) -> str:
+    """The SBM of the epochs section, partitioned once into ``max(--epoch-workers)`` parts; its path."""
+    from distgnn.data import sbm
+    from distgnn.partition import partition
+
+    parts = max(args.epoch_workers)
+    work = args.workdir or tempfile.mkdtemp(prefix="distgnn-sampling-bench-")
+    path = os.path.join(work, f"sbm-{args.epoch_nodes}-train{args.train_frac}-{parts}")
+    if os.path.exists(os.path.join(path, "manifest.json")):
+        print(f"# epochs: reusing the partition {path}")
+        return path
+    t = time.perf_counter()
+    classes = 5
+    data = sbm(num_nodes=args.epoch_nodes, num_classes=classes, seed=0,
+               train_per_class=max(1, round(args.epoch_nodes * args.train_frac / classes)),
+               num_val=min(1000, args.epoch_nodes // 10), num_test=min(1000, args.epoch_nodes // 10))
+    partition(data, parts, path, method="metis", seed=0)
+    print(f"# epochs: {data} -> {parts} METIS parts in {time.perf_counter() - t:.1f}s ({path})", flush=True)
+    return path
+
+
+def epoch_run(args, parts: str, workers: int, cache_mb: float, pipeline: bool) -> list[object]:
+    """One sampled training run; a table row of medians over the counted epochs."""
+    from distgnn.launch import launch
+
+    t = time.perf_counter()
+    res = launch(parts=parts, mode="sampled", model="sage", fanouts=tuple(int(f) for f in args.fanouts.split(",")),
+                 batch_size=args.batch, cache_mb=cache_mb, pipeline=pipeline, workers=workers,
+                 threads_per_worker=args.epoch_threads, epochs=args.epochs + 1, eval_every=10**9, timeout_s=600)
+    hist = res.history[1:-1] or res.history  # epoch 1 warms up; the last one also evaluates
+    med = lambda key: statistics.median(float(h.get(key, 0.0)) for h in hist)  # noqa: E731
+    print(f"#   {workers} worker(s), cache {cache_mb:g} MB, pipeline {'on' if pipeline else 'off'}: "
+          f"{med('wall_s'):.2f} s/epoch, {int(med('steps'))} steps ({time.perf_counter() - t:.0f}s with start-up)",
+          flush=True)
+    return [workers, f"{cache_mb:g}", "on" if pipeline else "off", int(med("steps")), med("wall_s"),
+            1e3 * med("sample_s"), 1e3 * med("fetch_s"), 1e3 * med("wait_s"), 1e3 * med("compute_s"),
+            1e3 * med("sync_s"), med("bytes_fetched") / 1e6, f"{med('hit_rate'):.2f}", med("bytes_saved") / 1e6]
+
+
+def epochs_section(args) -> list[list[object]]:
+    """Sampled training epoch time with 1, 2, 4 workers, cache off and on; pipeline off for 2."""
+    parts = epoch_graph(args)
+    print(f"# epochs: sage, fan-outs {args.fanouts}, global batch {args.batch}, {args.epoch_threads} thread(s) per "
+          f"worker, medians over epochs 2..{args.epochs} (the first warms up; a last one, evaluated, is dropped)")
+    runs = [(w, c, True) for w in args.epoch_workers for c in (0.0, args.epoch_cache_mb)]
+    if 2 in args.epoch_workers:
+        runs += [(2, c, False) for c in (0.0, args.epoch_cache_mb)]
+    return [epoch_run(args, parts, *run) for run in runs]
+
+
 SECTIONS: dict[str, tuple[Callable, list[str]]] = {
     "sampling": (sampling_section, ["case", "edges/batch", "ms/batch", "M edges/s", "ratio vs DGL"]),
+    "epochs": (epochs_section, ["workers", "cache MB", "pipeline", "steps", "epoch s", "sample ms", "fetch ms",
+                                "wait ms", "train ms", "sync ms", "fetched MB", "hit rate", "MB saved"]),
 }
 
 
@@ -244,12 +324,24 @@ def main(argv: list[str] | None = None) -> int:
                    help="draw seeds among nodes with an in-edge (default) or among all nodes")
     p.add_argument("--graph-seed", type=int, default=0)
     p.add_argument("--batch-seed", type=int, default=0)
-    p.add_argument("--sections", default=",".join(SECTIONS), help=f"comma list of {', '.join(SECTIONS)}")
+    p.add_argument("--sections", default="sampling", help=f"comma list of {', '.join(SECTIONS)} (default: sampling)")
     p.add_argument("--threads", type=int, default=None,
                    help="torch intra-op threads (default: torch's choice, one per core)")
     p.add_argument("--clock", default="wall", choices=("wall", "cpu"),
                    help="wall time, or this process's CPU time (stabler on a shared machine with --threads 1)")
+    g = p.add_argument_group("epochs section")
+    g.add_argument("--epoch-nodes", type=int, default=200_000, help="SBM nodes (default 200000, ~2M edges)")
+    g.add_argument("--epoch-workers", default="1,2,4", help="worker counts (default 1,2,4)")
+    g.add_argument("--epoch-cache-mb", type=float, default=4.0, help="per-worker cache when on, MiB (default 4)")
+    g.add_argument("--epochs", type=int, default=4,
+                   help="epochs per run before a last, evaluated one; the first is a warm-up (default 4)")
+    g.add_argument("--epoch-threads", type=int, default=1, help="torch threads per worker (default 1)")
+    g.add_argument("--train-frac", type=float, default=0.1, help="share of nodes used as training seeds")
+    g.add_argument("--workdir", help="keep the partition here and reuse it (default: a temporary directory)")
     args = p.parse_args(argv)
+    args.epoch_workers = sorted({int(x) for x in args.epoch_workers.split(",")})
+    if args.epochs < 2:
+        p.error("--epochs must be >= 2 (the first epoch is a warm-up)")
     if args.threads:
         torch.set_num_threads(args.threads)
     sections = [s.strip() for s in args.sections.split(",") if s.strip()]
@@ -259,13 +351,10 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"# distgnn sampling benchmark: {environment()}")
     warn_if_busy()
-    w = build_workload(args)
-    print(f"# fan-outs {w.fanouts}, {args.batch} seeds per batch ({args.seeds}), {args.batches} batches per round, "
-          f"median of {args.repeats} interleaved rounds ({args.clock} clock)")
     start = time.perf_counter()
     for name in sections:
         section, headers = SECTIONS[name]
-        rows = section(args, w)
+        rows = section(args)
         print(f"\n## {name}")
         print(format_table(headers, rows))
     print(f"\ntotal {time.perf_counter() - start:.0f}s; {load_note()}")

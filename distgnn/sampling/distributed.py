@@ -35,7 +35,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
-from .neighbor import Topology, check_fanout, sample_neighbors
+from .neighbor import Topology, check_fanout, sample_positions
 
 __all__ = ["DistributedSampleFn", "FeatureFetcher", "owner_of", "check_starts", "in_degree_hotness", "access_counts"]
 
@@ -135,12 +135,15 @@ class DistributedSampleFn:
         asked, asked_counts = _exchange_ids(routed.grouped, routed.counts, self.group)  # (A,), nodes we own
 
         # answer: the edges of every asked node (node-major) and how many each has
-        src, _, eid = sample_neighbors(self.topo, asked, fanout, replace=replace, seed=seed, hop=hop)
+        if not self.topo.owns(asked):
+            raise RuntimeError(f"DistributedSampleFn: rank {self.rank} was asked for nodes it does not own")
+        pos, _ = sample_positions(self.topo, asked, fanout, replace, seed, hop)
+        reply = self.topo.gather(pos)  # (M, 2) source id, edge id
         per_node = _sample_counts(self.topo, asked, fanout, replace)  # (A,)
         per_peer = _sums(per_node, asked_counts)  # edges we send each peer
         send_counts = routed.counts.tolist()
         got = _all_to_all(per_node, asked_counts, send_counts, self.group)  # (n,) per node, owner-grouped
-        got_edges = _all_to_all(torch.stack([src, eid], 1), per_peer, _sums(got, send_counts), self.group)  # (M, 2)
+        got_edges = _all_to_all(reply, per_peer, _sums(got, send_counts), self.group)  # (M, 2)
 
         self.requests_sent += nodes.numel() - send_counts[self.rank]
         self.edges_received += got_edges.shape[0] - per_peer[self.rank]

@@ -56,8 +56,9 @@ class Topology:
         node_start: first owned global id; num_owned: ``n``.
         indptr ``[n + 1]`` int64: in-edges of owned node ``node_start + i`` are
             ``indptr[i]:indptr[i + 1]``.
-        indices ``[nnz]`` int64: global source id of each in-edge (sorted by edge id within a node).
-        eids ``[nnz]`` int64: global edge id of each in-edge.
+        edges ``[nnz, 2]`` int64: row ``e`` is (global source id, global edge id) of in-edge ``e``
+            (sorted by edge id within a node). One row per edge, so a sampled edge costs one
+            random memory access, not two. The columns are :attr:`indices` and :attr:`eids`.
 
     The whole graph is ``node_start = 0``, ``num_owned = N``. Build one with
     :meth:`from_edge_index`.
@@ -66,8 +67,7 @@ class Topology:
     node_start: int
     num_owned: int
     indptr: Tensor
-    indices: Tensor
-    eids: Tensor
+    edges: Tensor
 
     @classmethod
     def from_edge_index(
@@ -112,11 +112,30 @@ class Topology:
         counts = torch.bincount(dst - node_start, minlength=num_owned) if num_edges else dst.new_zeros(num_owned)
         indptr = torch.zeros(num_owned + 1, dtype=torch.long, device=edge_index.device)
         torch.cumsum(counts, 0, out=indptr[1:])
-        return cls(int(node_start), int(num_owned), indptr, src[order].contiguous(), eid[order].contiguous())
+        edges = torch.stack([src.index_select(0, order), eid.index_select(0, order)], 1)  # (E, 2)
+        return cls(int(node_start), int(num_owned), indptr, edges)
+
+    @property
+    def indices(self) -> Tensor:
+        """``[nnz]`` int64 global source id of each in-edge (a column of :attr:`edges`)."""
+        return self.edges[:, 0]
+
+    @property
+    def eids(self) -> Tensor:
+        """``[nnz]`` int64 global edge id of each in-edge (a column of :attr:`edges`)."""
+        return self.edges[:, 1]
 
     @property
     def num_edges(self) -> int:
-        return int(self.indices.numel())
+        return int(self.edges.shape[0])
+
+    def gather(self, pos: Tensor) -> Tensor:
+        """``[M, 2]`` rows ``pos [M]`` of :attr:`edges`. A row is gathered as one 16-byte
+        element (the int64 pair reinterpreted as one complex128, bits unchanged): torch's 1-D
+        gather overlaps the cache misses of random rows far better than its 2-D one."""
+        if self.edges.shape[0] == 0:
+            return self.edges.index_select(0, pos)
+        return self.edges.view(torch.complex128).view(-1).index_select(0, pos).view(torch.long).view(-1, 2)
 
     def in_degree(self) -> Tensor:
         """``[n]`` int64 in-degree of every owned node."""
@@ -126,8 +145,8 @@ class Topology:
         """Whether every id of ``nodes`` lies in the owned range."""
         if nodes.numel() == 0:
             return True
-        lo, hi = torch.aminmax(nodes)
-        return int(lo) >= self.node_start and int(hi) < self.node_start + self.num_owned
+        lo, hi = torch.stack(torch.aminmax(nodes)).tolist()
+        return lo >= self.node_start and hi < self.node_start + self.num_owned
 
     def __repr__(self) -> str:
         return f"Topology(node_start={self.node_start}, num_owned={self.num_owned}, num_edges={self.num_edges})"
@@ -175,49 +194,58 @@ def sample_neighbors(
             f"sample_neighbors: nodes must lie in the owned range [{topo.node_start}, "
             f"{topo.node_start + topo.num_owned}), got ids in [{int(lo)}, {int(hi)}]"
         )
-    n = nodes.numel()
-    local = nodes - topo.node_start
-    start = topo.indptr.index_select(0, local)  # (n,)
-    deg = topo.indptr.index_select(0, local + 1) - start  # (n,)
-    if fanout == -1:
-        total = int(deg.sum())
-        offset = torch.cumsum(deg, 0) - deg  # (n,) first output slot of each node
-        pos = torch.arange(total, dtype=torch.long, device=nodes.device)
-        pos += (start - offset).repeat_interleave(deg, output_size=total)  # (M,) CSR positions
-        return _edges(topo, pos, nodes.repeat_interleave(deg, output_size=total))
+    pos, dst = sample_positions(topo, nodes, fanout, replace, seed, hop)
+    src, eid = topo.gather(pos).unbind(1)
+    return src, dst, eid
 
-    k = fanout
+
+def sample_positions(
+    topo: Topology, nodes: Tensor, k: int, replace: bool, seed: int, hop: int
+) -> tuple[Tensor, Tensor]:
+    """The work of :func:`sample_neighbors` without its checks: ``(pos, dst)``, each ``[M]`` int64,
+    the CSR positions (rows of ``topo.edges``) of the sampled in-edges and their targets.
+
+    ``nodes`` must be int64 ids owned by ``topo`` and ``k`` a valid fan-out (checked by the callers,
+    once per call rather than once per hop).
+    """
+    local = nodes - topo.node_start if topo.node_start else nodes
+    start = topo.indptr.index_select(0, local)  # (n,)
+    deg = topo.indptr[1:].index_select(0, local).sub_(start)  # (n,)
+    if k == -1:
+        total = int(deg.sum())
+        offset = torch.cumsum(deg, 0).sub_(deg)  # (n,) first output slot of each node
+        pos = torch.arange(total, dtype=torch.long, device=nodes.device)
+        pos += start.sub_(offset).repeat_interleave(deg, output_size=total)  # (M,) CSR positions
+        return pos, nodes.repeat_interleave(deg, output_size=total)
+    n = nodes.numel()
+    if n == 0:
+        return nodes, nodes
+    lo, hi = torch.stack(torch.aminmax(deg)).tolist()  # one sync for both
     if replace:
-        if not bool((deg > 0).all()):
+        if lo == 0:
             keep = deg > 0
             nodes, start, deg = nodes[keep], start[keep], deg[keep]
         bits = draw_bits(node_keys(nodes, seed, hop), k)  # (k, n)
         rel = uniform_below(bits, scale_bound(deg).view(1, -1))  # (k, n) in [0, deg)
-        pos = (rel + start.view(1, -1)).t().reshape(-1)  # (n k,), node-major
-        return _edges(topo, pos, nodes.view(-1, 1).expand(-1, k).reshape(-1))
+        pos = rel.add_(start.view(1, -1)).t().reshape(-1)  # (n k,), node-major
+        return pos, nodes.view(-1, 1).expand(-1, k).reshape(-1)
 
     # without replacement: draw i of node v is position i (all neighbours) unless deg > k, where
     # Floyd's algorithm picks k distinct positions of [0, deg)
-    slot = torch.arange(k, dtype=torch.long, device=nodes.device).view(-1, 1)  # (k, 1)
-    big = deg > k
-    num_big = int(big.sum())
-    if num_big == 0:
-        rel = slot
-    elif num_big == n:
-        rel = _floyd(node_keys(nodes, seed, hop), deg, k)  # (k, n)
-    else:  # Floyd on every node (cheaper than picking them out), kept where deg > k
-        rel = _floyd(node_keys(nodes, seed, hop), deg.clamp(min=k + 1), k)
-        rel = torch.where(big.view(1, -1), rel, slot)  # (k, n)
-    pos = (rel + start.view(1, -1)).t()  # (n, k)
-    if bool((deg >= k).all()):
-        return _edges(topo, pos.reshape(-1), nodes.view(-1, 1).expand(-1, k).reshape(-1))
+    slot = torch.arange(k, dtype=torch.long, device=nodes.device)  # (k,)
+    if hi <= k:  # no node has more than k in-edges: take them all
+        pos = start.view(-1, 1) + slot.view(1, -1)  # (n, k)
+    else:
+        if lo > k:
+            rel = _floyd(node_keys(nodes, seed, hop), deg, k)  # (k, n)
+        else:  # Floyd on every node (cheaper than picking them out), kept where deg > k
+            rel = _floyd(node_keys(nodes, seed, hop), deg.clamp(min=k + 1), k)
+            rel = torch.where(deg.view(1, -1) > k, rel, slot.view(-1, 1))  # (k, n)
+        pos = rel.add_(start.view(1, -1)).t()  # (n, k)
+    if lo >= k:
+        return pos.reshape(-1), nodes.view(-1, 1).expand(-1, k).reshape(-1)
     pos = pos.masked_select(slot.view(1, -1) < deg.view(-1, 1))  # (M,), node-major
-    return _edges(topo, pos, nodes.repeat_interleave(deg.clamp(max=k), output_size=pos.numel()))
-
-
-def _edges(topo: Topology, pos: Tensor, dst: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """``(src, dst, eid)`` of the CSR positions ``pos``."""
-    return topo.indices.index_select(0, pos), dst, topo.eids.index_select(0, pos)
+    return pos, nodes.repeat_interleave(deg.clamp_(max=k), output_size=pos.numel())
 
 
 def _floyd(keys: Tensor, deg: Tensor, k: int) -> Tensor:
@@ -229,11 +257,11 @@ def _floyd(keys: Tensor, deg: Tensor, k: int) -> Tensor:
     one step per draw; draw-major layout so every step reads and writes contiguous rows.
     """
     t, j = _floyd_draws(keys, deg, k)  # (k, n) each
-    chosen = torch.empty_like(t)  # (k, n)
-    chosen[0] = t[0]
+    chosen = t.clone()  # (k, n); row 0 is final, row i is replaced at step i
+    rows, t_rows, j_rows = chosen.unbind(0), t.unbind(0), j.unbind(0)
     for i in range(1, k):
-        taken = (chosen[:i] == t[i]).amax(0)  # (n,) bool; amax is faster than any here
-        torch.where(taken, j[i], t[i], out=chosen[i])
+        taken = (chosen.narrow(0, 0, i) == t_rows[i]).amax(0)  # (n,) bool; amax is faster than any here
+        torch.where(taken, j_rows[i], t_rows[i], out=rows[i])
     return chosen
 
 
@@ -303,8 +331,8 @@ class SampledSubgraph:
 class IdMap:
     """Global -> local id map for relabelling: a reusable table ``[num_nodes]`` (-1 = absent).
 
-    Adding ids costs gathers and scatters only (no sort). Holds state during one
-    :func:`sample_subgraph` call, cleared at its end: use one map per thread.
+    Adding ids costs gathers and scatters only (no sort), and no memory but the table. Holds state
+    during one :func:`sample_subgraph` call, cleared at its end: use one map per thread.
     """
 
     def __init__(self, num_nodes: int, device: torch.device | str = "cpu"):
@@ -312,26 +340,27 @@ class IdMap:
             raise ValueError(f"IdMap: num_nodes must be >= 0, got {num_nodes}")
         self.num_nodes = int(num_nodes)
         self.table = torch.full((self.num_nodes,), -1, dtype=torch.long, device=device)
-        self._scratch = torch.full((self.num_nodes,), _BIG, dtype=torch.long, device=device)
         self.size = 0
         self._ids: list[Tensor] = []
 
     def add_unique(self, ids: Tensor) -> None:
         """Append ids known to be distinct and absent."""
-        self.table.index_copy_(0, ids, torch.arange(self.size, self.size + ids.numel(), device=ids.device))
-        self.size += int(ids.numel())
+        n = int(ids.numel())
+        self.table.index_copy_(0, ids, torch.arange(self.size, self.size + n, device=ids.device))
+        self.size += n
         self._ids.append(ids)
 
     def add(self, ids: Tensor) -> Tensor:
         """Append the absent ids of ``ids`` in order of first appearance; return them."""
-        fresh = ids.masked_select(self.table.index_select(0, ids) < 0)  # may repeat
+        fresh = ids.masked_select(self.table.index_select(0, ids) < 0)  # (f,) may repeat
         if fresh.numel() == 0:
             return fresh
-        first = torch.arange(fresh.numel(), dtype=torch.long, device=ids.device)
-        self._scratch.scatter_reduce_(0, fresh, first, "amin")  # first appearance of each fresh id
-        new = fresh.masked_select(self._scratch.index_select(0, fresh) == first)  # (u,), in order
-        self._scratch.index_fill_(0, new, _BIG)
-        self.add_unique(new)
+        # mark each fresh id's entry with (its first position in `fresh`) - 2**62, below every
+        # value the table otherwise holds; the first appearances then find their own mark
+        mark = torch.arange(-_BIG, fresh.numel() - _BIG, dtype=torch.long, device=ids.device)  # (f,)
+        self.table.scatter_reduce_(0, fresh, mark, "amin")
+        new = fresh.masked_select(self.table.index_select(0, fresh) == mark)  # (u,), in order
+        self.add_unique(new)  # overwrites every mark: each fresh id is one of `new`
         return new
 
     def lookup(self, ids: Tensor) -> Tensor:
@@ -348,7 +377,7 @@ class IdMap:
         self._ids = []
 
 
-_BIG = torch.iinfo(torch.long).max
+_BIG = 1 << 62
 
 
 def sample_subgraph(
@@ -375,43 +404,58 @@ def sample_subgraph(
         id_map: a reusable :class:`IdMap` (saves allocating one table per call).
     """
     fanouts = check_fanouts(fanouts)
+    return _sample_subgraph(sample_fn, _check_seeds(seeds), fanouts, replace, seed, num_nodes, id_map)
+
+
+def _check_seeds(seeds) -> Tensor:
     if not isinstance(seeds, Tensor) or seeds.dim() != 1:
         raise ValueError(f"seeds must be a 1-D tensor of node ids, got {getattr(seeds, 'shape', seeds)!r}")
     if seeds.dtype not in (torch.int64, torch.int32):
         raise ValueError(f"seeds must be an integer tensor (int64), got {seeds.dtype}")
-    seeds = seeds.to(torch.long)
+    return seeds.to(torch.long)
+
+
+def _sample_subgraph(
+    sample_fn: SampleFn,
+    seeds: Tensor,
+    fanouts: list[int],
+    replace: bool,
+    seed: int,
+    num_nodes: int | None,
+    id_map: IdMap | None,
+) -> SampledSubgraph:
+    """:func:`sample_subgraph` after the checks of its fan-outs and of the type of ``seeds``."""
     if id_map is None:
         if num_nodes is None:
             raise ValueError("sample_subgraph needs num_nodes or an id_map")
         id_map = IdMap(num_nodes, seeds.device)
     n = id_map.num_nodes if num_nodes is None else num_nodes
-    if seeds.numel():
-        lo, hi = int(seeds.min()), int(seeds.max())
+    num_seeds = int(seeds.numel())
+    if num_seeds:
+        lo, hi = torch.stack(torch.aminmax(seeds)).tolist()
         if lo < 0 or hi >= n:
             raise ValueError(f"seeds must be node ids in [0, {n}), got ids in [{lo}, {hi}]")
-        if torch.unique(seeds).numel() != seeds.numel():
-            raise ValueError("seeds must be distinct (found a repeated node id)")
     id_map.clear()
     try:
         id_map.add_unique(seeds)
+        # distinct iff every seed finds its own slot (a repeated id keeps one of its slots)
+        if num_seeds and not bool(id_map.lookup(seeds).eq_(torch.arange(num_seeds, device=seeds.device)).all()):
+            raise ValueError("seeds must be distinct (found a repeated node id)")
         frontier = seeds
-        srcs, dsts, eids = [], [], []
-        num_sampled_nodes, num_sampled_edges = [int(seeds.numel())], []
+        hops = []
+        num_sampled_nodes, num_sampled_edges = [num_seeds], []
         for hop, k in enumerate(fanouts):
             src, dst, eid = sample_fn(frontier, k, hop=hop, replace=replace, seed=seed)
             frontier = id_map.add(src)
-            srcs.append(id_map.lookup(src))
-            dsts.append(id_map.lookup(dst))
-            eids.append(eid)
+            hops.append((id_map.lookup(src), id_map.lookup(dst), eid))
             num_sampled_nodes.append(int(frontier.numel()))
             num_sampled_edges.append(int(eid.numel()))
         node_ids = id_map.node_ids()
     finally:
         id_map.clear()
-    edge_index = torch.stack([torch.cat(srcs), torch.cat(dsts)])
-    return SampledSubgraph(
-        node_ids, edge_index, torch.cat(eids), int(seeds.numel()), num_sampled_nodes, num_sampled_edges
-    )
+    edge_index = torch.stack([torch.cat([h[0] for h in hops]), torch.cat([h[1] for h in hops])])
+    eid = torch.cat([h[2] for h in hops])
+    return SampledSubgraph(node_ids, edge_index, eid, num_seeds, num_sampled_nodes, num_sampled_edges)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -458,16 +502,19 @@ class NeighborSampler:
         """One hop on this process's topology (a :class:`SampleFn`)."""
         return sample_neighbors(self.topo, nodes, fanout, replace=replace, seed=seed, hop=hop)
 
+    def _hop(self, nodes: Tensor, fanout: int, *, hop: int, replace: bool, seed: int):
+        """:meth:`sample_fn` without the checks: the seeds are checked once per :meth:`sample`,
+        every later frontier is made of source ids of this topology, valid by construction."""
+        pos, dst = sample_positions(self.topo, nodes, fanout, replace, seed, hop)
+        src, eid = self.topo.gather(pos).unbind(1)  # (M,) each, strided
+        return src, dst, eid
+
     def sample(self, seeds: Tensor, seed: int | None = None) -> SampledSubgraph:
+        """The :class:`SampledSubgraph` around ``seeds [B]`` (distinct ids), drawn from the stream
+        ``seed`` (default: the sampler's)."""
         seed = self.seed if seed is None else seed
-        return sample_subgraph(
-            self.sample_fn,
-            seeds,
-            self.fanouts,
-            replace=self.replace,
-            seed=seed,
-            num_nodes=self.num_nodes,
-            id_map=self._id_map,
+        return _sample_subgraph(
+            self._hop, _check_seeds(seeds), self.fanouts, self.replace, seed, self.num_nodes, self._id_map
         )
 
     def __repr__(self) -> str:

@@ -72,7 +72,7 @@ def stream_key(seed: int, hop: int) -> int:
 
 def node_keys(nodes: Tensor, seed: int, hop: int) -> Tensor:
     """``[n]`` int64 key of every (global) node id in the stream ``(seed, hop)``."""
-    return mix64(nodes.to(torch.long).bitwise_xor(stream_key(seed, hop)))
+    return mix64_(nodes.to(torch.long).bitwise_xor(stream_key(seed, hop)))  # the xor is a new tensor
 
 
 def draw_bits(keys: Tensor, k: int) -> Tensor:
