@@ -15,9 +15,9 @@ model on the subgraph (an ordinary :class:`~distgnn.graph.Graph`, seeds first), 
 of the seeds, and ONE all-reduce of the flat gradients with the seed count appended: gradients
 are divided by the global count, i.e. the gradient of the mean loss over the step's global batch.
 
-With ``pipeline``, a background thread samples and fetches batch ``k + 1`` while batch ``k``
-trains; it uses a process group of its own, so its collectives never interleave with the
-gradient all-reduce of the main thread.
+Sampling and fetching run on the CPU over a gloo group of their own (also when training runs on
+a GPU with NCCL): with ``pipeline``, a background thread samples and fetches batch ``k + 1`` while
+batch ``k`` trains, and its collectives never interleave with the main thread's all-reduce.
 """
 from __future__ import annotations
 
@@ -56,8 +56,10 @@ class SampledTrainer:
         c = worker.config
         self.worker = worker
         self.config = c
-        backend = dist.get_backend()
-        self.group = dist.new_group(backend=backend)  # the sampling thread's own group (collective)
+        # sampling and feature fetching run on the CPU (topology and feature rows stay in host
+        # memory; a batch moves to the device to train), over a gloo group of their own, so the
+        # background thread's collectives never interleave with the gradient all-reduce
+        self.group = dist.new_group(backend="gloo")
         topo = Topology.from_edge_index(shard.edge_index, shard.node_start, shard.num_nodes, shard.eid)
         self.starts = list(shard.starts)
         self.sample_fn = DistributedSampleFn(topo, self.starts, group=self.group)
@@ -70,7 +72,7 @@ class SampledTrainer:
                 hot = in_degree_hotness(topo, self.starts, group=self.group)
             else:
                 hot = self._prepass(torch.nonzero(shard.train_mask).view(-1) + shard.node_start)
-        self.fetcher = FeatureFetcher(worker.x, self.starts, cache_mb=c.cache_mb, hotness=hot, group=self.group)
+        self.fetcher = FeatureFetcher(shard.x, self.starts, cache_mb=c.cache_mb, hotness=hot, group=self.group)
         self._thread = None
         self._queue = None
 

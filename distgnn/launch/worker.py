@@ -233,9 +233,9 @@ class Worker:
         s = self.sampled.end_stats()
         self.sampled.stop()
         t0 = time.perf_counter()
-        total = torch.tensor([s["loss_sum"], s["seeds"]], dtype=torch.float64)
+        total = torch.tensor([s["loss_sum"], s["seeds"]], dtype=torch.float64, device=self.device)
         if evaluate:
-            total = torch.cat([total, self._accuracy_counts().double().cpu()])
+            total = torch.cat([total, self._accuracy_counts().double()])
         dist.all_reduce(total)
         out = {k: v for k, v in s.items() if k not in ("loss_sum",)}
         out.update(epoch=epoch, loss=float(total[0] / total[1]) if float(total[1]) else float("nan"),
