@@ -309,7 +309,7 @@ class Driver:
         result = LaunchResult()
         try:
             parts_dir = self._parts_dir()
-            manifest, blocks, starts = self._check(parts_dir)
+            _, blocks, starts = self._check(parts_dir)
             self._connect()
             resume = c.resume
             while True:
@@ -356,8 +356,8 @@ class Driver:
                                   "use the same model settings or another --checkpoint-dir")
             self._wait([a.set_state.remote(state) for a in self._actors], "restoring the checkpoint")
             first = int(state["epoch"]) + 1
-            result.history = [h for h in result.history if h["epoch"] < first]
             self.echo(f"resumed from {path} (epoch {state['epoch']})")
+        result.history = [h for h in result.history if h["epoch"] < first]  # epochs redone after a restart
         for epoch in range(first, c.epochs + 1):
             evaluate = epoch % c.eval_every == 0 or epoch == c.epochs
             t0 = time.perf_counter()

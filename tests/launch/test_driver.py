@@ -144,6 +144,19 @@ def test_gives_up_after_max_restarts(ray_session, small_parts, tmp_path):
     driver.on_epoch = lambda stats: os.kill(driver.pids[1], signal.SIGKILL) if stats["epoch"] >= 2 else None
     with pytest.raises(LaunchError, match=r"a worker died .*gave up after 1 restart"):
         driver.run()
+    # without checkpoints a lost worker restarts the run from the first epoch
+    seen = []
+    driver = Driver(RunConfig(parts=small_parts, workers=2, epochs=3, threads_per_worker=1, timeout_s=60))
+
+    def kill_at_2(stats):
+        seen.append((driver.attempt, stats["epoch"]))
+        if stats["epoch"] == 2 and driver.attempt == 1:
+            os.kill(driver.pids[1], signal.SIGKILL)
+
+    driver.on_epoch = kill_at_2
+    res = driver.run()
+    assert res.restarts == 1 and seen == [(1, 1), (1, 2), (2, 1), (2, 2), (2, 3)]
+    assert [h["epoch"] for h in res.history] == [1, 2, 3]
 
 
 def test_full_graph_training_equals_single_process(ray_session, tmp_path):
