@@ -16,6 +16,8 @@ bench:
 	@bash scripts/setup.sh test,bench
 	$(PY) benchmarks/ops.py
 	$(PY) benchmarks/layers.py
+	$(PY) benchmarks/sampling.py --sections sampling,epochs
+	$(PY) benchmarks/distributed.py
 
 clean:
 	rm -rf .venv .pytest_cache build *.egg-info
