@@ -199,10 +199,23 @@ class Driver:
         if c.checkpoint_dir:
             if os.path.exists(c.checkpoint_dir) and not os.path.isdir(c.checkpoint_dir):
                 raise LaunchError(f"--checkpoint-dir {c.checkpoint_dir}: exists and is not a directory")
-            if c.resume and latest_checkpoint(c.checkpoint_dir) is None:
-                raise LaunchError(f"--resume: no checkpoint in {c.checkpoint_dir}")
+            if c.resume:
+                path = latest_checkpoint(c.checkpoint_dir)
+                if path is None:
+                    raise LaunchError(f"--resume: no checkpoint in {c.checkpoint_dir}")
+                self._resumable(path)  # a corrupt or mismatched checkpoint fails before any worker starts
         starts = [manifest.parts[b[0]].node_start for b in blocks] + [manifest.num_nodes]
         return manifest, blocks, starts
+
+    def _resumable(self, path: str) -> dict:
+        """The checkpoint at ``path``, checked to be written with this run's model settings."""
+        state = load_checkpoint(path)
+        c = self.config
+        mismatch = [k for k in _MODEL_KEYS if k != "parts" and state.get("config", {}).get(k) != getattr(c, k)]
+        if mismatch:
+            raise LaunchError(f"{path}: written with different settings ({', '.join(mismatch)}); "
+                              "use the same model settings or another --checkpoint-dir")
+        return state
 
     # -- Ray ------------------------------------------------------------------------------------------
     def _connect(self) -> None:
@@ -349,11 +362,7 @@ class Driver:
         first = 1
         if resume:
             path = latest_checkpoint(c.checkpoint_dir)
-            state = load_checkpoint(path)
-            mismatch = [k for k in _MODEL_KEYS if k != "parts" and state.get("config", {}).get(k) != getattr(c, k)]
-            if mismatch:
-                raise LaunchError(f"{path}: written with different settings ({', '.join(mismatch)}); "
-                                  "use the same model settings or another --checkpoint-dir")
+            state = self._resumable(path)
             self._wait([a.set_state.remote(state) for a in self._actors], "restoring the checkpoint")
             first = int(state["epoch"]) + 1
             self.echo(f"resumed from {path} (epoch {state['epoch']})")

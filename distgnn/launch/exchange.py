@@ -37,6 +37,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
+from ..collectives import exchange_lists
 from ..graph import GraphError, LocalExchange, PartitionedGraph
 
 __all__ = ["CollectiveExchange", "ExchangePlan", "collective_part"]
@@ -149,24 +150,6 @@ class _AllReduceFn(torch.autograd.Function):
         return _AllReduceFn.apply(grad, ctx.group, ctx.counter), None, None
 
 
-def _exchange_lists(lists: Sequence[Tensor], group, device: torch.device) -> list[Tensor]:
-    """Send ``lists[q]`` (int64 ``[k_q]``) to every rank ``q``; return what each rank sent us.
-
-    Two collectives: the counts, then the concatenated indices.
-    """
-    world = len(lists)
-    counts = torch.tensor([int(t.numel()) for t in lists], dtype=torch.long, device=device)
-    got = torch.empty_like(counts)
-    dist.all_to_all_single(got, counts, group=group)
-    recv_counts = [int(c) for c in got.tolist()]
-    send = torch.cat([t.to(device=device, dtype=torch.long).reshape(-1) for t in lists]) if world else counts[:0]
-    recv = torch.empty(sum(recv_counts), dtype=torch.long, device=device)
-    dist.all_to_all_single(
-        recv, send, output_split_sizes=recv_counts, input_split_sizes=[int(t.numel()) for t in lists], group=group
-    )
-    return [chunk.cpu() for chunk in torch.split(recv, recv_counts)]
-
-
 def _any_rows(counts: list[int], group, device: torch.device) -> bool:
     flag = torch.tensor([sum(counts)], dtype=torch.long, device=device)
     dist.all_reduce(flag, group=group)
@@ -238,7 +221,7 @@ class CollectiveExchange:
 
         # gather: we receive our halo rows from their owners, in halo order; we send the rows
         # our peers asked for (their gather_plan[rank], learnt once here)
-        send_lists = _exchange_lists(self.gather_plan, group, device)
+        send_lists = exchange_lists(self.gather_plan, group, device)
         for q, idx in enumerate(send_lists):
             if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= self.num_owned):
                 raise ValueError(f"{name}: rank {q} asks for row {int(idx.max())} but rank {rank} owns {self.num_owned}")
@@ -254,7 +237,7 @@ class CollectiveExchange:
         self._reverse = None
         if self.reverse_plan is not None:
             e = int(num_edges)
-            send_rev = _exchange_lists([there for _, there in self.reverse_plan], group, device)
+            send_rev = exchange_lists([there for _, there in self.reverse_plan], group, device)
             here = [h.to(torch.long) for h, _ in self.reverse_plan]
             r_send = [int(t.numel()) for t in send_rev]
             self._reverse = ExchangePlan(

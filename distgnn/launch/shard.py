@@ -26,7 +26,8 @@ import torch.distributed as dist
 from torch import Tensor
 
 from ..graph import PartitionedGraph
-from .exchange import CollectiveExchange, _exchange_lists
+from ..collectives import exchange_lists, owner_of
+from .exchange import CollectiveExchange
 
 __all__ = ["Shard", "assign_parts", "merge_parts", "build_graph"]
 
@@ -132,10 +133,6 @@ def merge_parts(parts: Sequence, rank: int, starts: Sequence[int]) -> Shard:
     )
 
 
-def _owner(ids: Tensor, starts: Tensor) -> Tensor:
-    return torch.searchsorted(starts, ids, right=True) - 1
-
-
 def build_graph(shard: Shard, *, group=None, device: torch.device | str = "cpu", reverse: bool = True) -> PartitionedGraph:
     """The :class:`~distgnn.graph.PartitionedGraph` of ``shard`` on ``device``. Collective.
 
@@ -154,7 +151,7 @@ def build_graph(shard: Shard, *, group=None, device: torch.device | str = "cpu",
     halo = torch.unique(src[foreign])  # sorted: by owner rank, then by the owner's local id
     src_local = torch.where(foreign, n + torch.searchsorted(halo, src), src - start)
     edge_index = torch.stack([src_local, dst - start])  # (2, E_w)
-    owner = _owner(halo, starts)
+    owner = owner_of(halo, starts)
     gather_plan = [halo[owner == q] - shard.starts[q] for q in range(world)]
 
     reverse_plan = None
@@ -162,12 +159,12 @@ def build_graph(shard: Shard, *, group=None, device: torch.device | str = "cpu",
         if N and N > 3_000_000_000:
             raise ValueError(f"reverse-edge plans support up to 3e9 nodes, the graph has {N}")
         # ask the owner of u, for each stored u -> v, where its first v -> u is
-        e_owner = _owner(src, starts)
+        e_owner = owner_of(src, starts)
         order = torch.argsort(e_owner, stable=True)
         counts = torch.bincount(e_owner, minlength=world).tolist()
         asked = (dst * N + src)[order]
         requests = list(torch.split(asked, counts))
-        incoming = _exchange_lists(requests, group, plan_device)
+        incoming = exchange_lists(requests, group, plan_device)
         key = src * N + dst  # edges stored here, original order
         key_order = torch.argsort(key, stable=True)  # first occurrence of equal keys first
         sorted_key = key[key_order]
@@ -178,7 +175,7 @@ def build_graph(shard: Shard, *, group=None, device: torch.device | str = "cpu",
                 continue
             pos = torch.searchsorted(sorted_key, want).clamp(max=sorted_key.numel() - 1)
             answers.append(torch.where(sorted_key[pos] == want, key_order[pos], torch.full_like(want, -1)))
-        replies = _exchange_lists(answers, group, plan_device)
+        replies = exchange_lists(answers, group, plan_device)
         positions = torch.split(order, counts)
         reverse_plan = []
         for here, there in zip(positions, replies):

@@ -9,8 +9,9 @@ and tests may run it in any process that can join a ``torch.distributed`` group.
 3. ``load(parts_dir, part_ids)``: read and merge its parts, build the partitioned graph
    (:func:`~.shard.build_graph`), the model (same initial parameters on every rank: same seed)
    and the optimiser;
-4. ``train_epoch(epoch)`` / ``evaluate()`` on every rank together, as the driver asks;
-5. ``state()`` / ``set_state()`` for checkpoints; ``close()``.
+4. ``train_epoch(epoch)`` (full-graph) or ``begin_epoch`` / ``run_steps`` / ``end_epoch``
+   (sampled, see :mod:`.sampled`) on every rank together, as the driver asks;
+5. ``state()`` / ``set_state()`` for checkpoints. The driver ends a worker by killing its actor.
 
 Gradient synchronisation: each rank's loss is its share of the global mean (summed over its
 training nodes, divided by the global count), so the SUM of the ranks' gradients is the
@@ -95,9 +96,6 @@ class Worker:
         )
         return {"rank": self.rank, "pid": os.getpid(), "host": socket.gethostname(), "device": str(self.device),
                 "backend": backend, "threads": torch.get_num_threads()}
-
-    def pid(self) -> int:
-        return os.getpid()
 
     # -- data and model -------------------------------------------------------------------------
     def load(self, parts_dir: str, part_ids: list[int], starts: list[int]) -> dict:
@@ -266,12 +264,6 @@ class Worker:
         acc = lambda k: c[2 * k] / c[2 * k + 1] if c[2 * k + 1] else float("nan")  # noqa: E731
         return {"train_acc": acc(0), "val_acc": acc(1), "test_acc": acc(2)}
 
-    def evaluate(self) -> dict:
-        """Train/val/test accuracy of the current parameters, over the whole graph. Collective."""
-        counts = self._accuracy_counts()
-        dist.all_reduce(counts)
-        return self._accuracies(counts)
-
     # -- state ----------------------------------------------------------------------------------
     def digest(self) -> str:
         """SHA-256 of every parameter's bytes: equal on all ranks iff the replicas are identical."""
@@ -291,12 +283,6 @@ class Worker:
         self.model.load_state_dict(_map_tensors(state["model"], lambda t: t.to(self.device)))
         self.optimizer.load_state_dict(state["optimizer"])
         self.epoch = int(state["epoch"])
-
-    def close(self) -> None:
-        if self.sampled is not None:
-            self.sampled.stop()
-        if dist.is_initialized():
-            dist.destroy_process_group()
 
 
 def _map_tensors(obj, fn):

@@ -35,6 +35,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
+from ..collectives import all_to_all_rows, exchange_ids, owner_of
 from .neighbor import Topology, check_fanout, sample_positions
 
 __all__ = ["DistributedSampleFn", "FeatureFetcher", "owner_of", "check_starts", "in_degree_hotness", "access_counts"]
@@ -50,33 +51,10 @@ def check_starts(starts: Tensor | Sequence[int], world_size: int, name: str = "s
     return starts
 
 
-def owner_of(nodes: Tensor, starts: Tensor) -> Tensor:
-    """``[n]`` the part owning each global id (``starts`` as above, on the device of ``nodes``)."""
-    return torch.searchsorted(starts, nodes, right=True) - 1
-
-
 def _group_info(group) -> tuple[int, int]:
     if not dist.is_available() or not dist.is_initialized():
         raise RuntimeError("distributed sampling needs an initialised torch.distributed process group")
     return dist.get_rank(group), dist.get_world_size(group)
-
-
-def _all_to_all(send: Tensor, send_counts: list[int], recv_counts: list[int], group) -> Tensor:
-    """Rows ``send [S, *]`` (``send_counts[q]`` to rank ``q``) -> received rows ``[R, *]``."""
-    trailing = tuple(send.shape[1:])
-    recv = send.new_empty((sum(recv_counts),) + trailing)
-    dist.all_to_all_single(
-        recv, send.contiguous(), output_split_sizes=recv_counts, input_split_sizes=send_counts, group=group
-    )
-    return recv
-
-
-def _exchange_ids(ids: Tensor, send_counts: Tensor, group) -> tuple[Tensor, list[int]]:
-    """Send ``ids`` grouped by destination (``send_counts [W]``); return what we got and from whom."""
-    got = torch.empty_like(send_counts)
-    dist.all_to_all_single(got, send_counts, group=group)
-    recv_counts = got.tolist()
-    return _all_to_all(ids, send_counts.tolist(), recv_counts, group), recv_counts
 
 
 class _Routed:
@@ -132,7 +110,7 @@ class DistributedSampleFn:
         if nodes.numel() and (int(nodes.min()) < 0 or int(nodes.max()) >= self.num_nodes):
             raise ValueError(f"DistributedSampleFn: node ids must lie in [0, {self.num_nodes})")
         routed = _Routed(nodes, self._starts_dev, self.world_size)
-        asked, asked_counts = _exchange_ids(routed.grouped, routed.counts, self.group)  # (A,), nodes we own
+        asked, asked_counts = exchange_ids(routed.grouped, routed.counts, self.group)  # (A,), nodes we own
 
         # answer: the edges of every asked node (node-major) and how many each has
         if not self.topo.owns(asked):
@@ -142,8 +120,8 @@ class DistributedSampleFn:
         per_node = _sample_counts(self.topo, asked, fanout, replace)  # (A,)
         per_peer = _sums(per_node, asked_counts)  # edges we send each peer
         send_counts = routed.counts.tolist()
-        got = _all_to_all(per_node, asked_counts, send_counts, self.group)  # (n,) per node, owner-grouped
-        got_edges = _all_to_all(reply, per_peer, _sums(got, send_counts), self.group)  # (M, 2)
+        got = all_to_all_rows(per_node, asked_counts, send_counts, self.group)  # (n,) per node, owner-grouped
+        got_edges = all_to_all_rows(reply, per_peer, _sums(got, send_counts), self.group)  # (M, 2)
 
         self.requests_sent += nodes.numel() - send_counts[self.rank]
         self.edges_received += got_edges.shape[0] - per_peer[self.rank]
@@ -304,9 +282,9 @@ class FeatureFetcher:
     def _fetch_remote(self, ids: Tensor) -> Tensor:
         """Rows of ``ids`` (none owned here) from their owners: one request and one reply round."""
         routed = _Routed(ids, self._starts_dev, self.world_size)
-        asked, asked_counts = _exchange_ids(routed.grouped, routed.counts, self.group)
+        asked, asked_counts = exchange_ids(routed.grouped, routed.counts, self.group)
         rows = self.x.index_select(0, asked - self.node_start)  # (A, *)
-        got = _all_to_all(rows, asked_counts, routed.counts.tolist(), self.group)  # (n, *), grouped
+        got = all_to_all_rows(rows, asked_counts, routed.counts.tolist(), self.group)  # (n, *), grouped
         self.bytes_fetched += got.shape[0] * self.row_bytes
         out = torch.empty_like(got)
         out[routed.order] = got

@@ -62,6 +62,14 @@ def test_bad_arguments(tmp_path, small_parts):
         _run(small_parts, workers=4)
     with pytest.raises(LaunchError, match="--resume: no checkpoint in"):
         _run(small_parts, checkpoint_dir=str(tmp_path / "none"), resume=True)
+    bad = tmp_path / "bad-ckpt"
+    bad.mkdir()
+    (bad / "checkpoint-000003.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(LaunchError, match="checkpoint-000003.pt: not a readable checkpoint"):
+        _run(small_parts, checkpoint_dir=str(bad), resume=True)
+    torch.save({"format": "something else"}, bad / "checkpoint-000004.pt")
+    with pytest.raises(LaunchError, match="checkpoint-000004.pt: not a distgnn checkpoint"):
+        _run(small_parts, checkpoint_dir=str(bad), resume=True)
     with pytest.raises(ValueError, match="resume needs a checkpoint directory"):
         RunConfig(resume=True)
     with pytest.raises(ValueError, match="unknown model 'gcm'"):

@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from distgnn.data import GraphData, load_planetoid, sbm
+from distgnn.data import load_planetoid, sbm
 from distgnn.launch import Driver, RunConfig, launch, latest_checkpoint, load_checkpoint
 from distgnn.launch.sampled import split_seeds
 from distgnn.launch.worker import mix_seed
