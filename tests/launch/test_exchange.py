@@ -19,11 +19,13 @@ import torch.distributed as dist
 
 from distgnn.graph import GraphError, reverse_edge_ids, split_graph
 from distgnn.launch import CollectiveExchange, collective_part
-from distgnn.layers import REGISTRY
+from distgnn.layers.registry import convolutions
 from tests.graphs import ASSIGNMENTS, random_graph
 from tests.launch.spawn import run_ranks
 from tests.layers.references import CASES
 from tests.layers.test_conformance import TOL, _weights, build, call, edge_features, features
+
+REGISTRY = convolutions()  # the conv layers: what this suite runs
 
 SHAPE = (2, 3)  # trailing shape of the rows exchanged (multi-dimensional on purpose)
 

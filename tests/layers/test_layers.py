@@ -9,10 +9,13 @@ import pytest
 import torch
 
 from distgnn.graph import run_parts, split_graph
-from distgnn.layers import REGISTRY, GATConv, GCNConv, MessagePassing
+from distgnn.layers import GATConv, GCNConv, MessagePassing
+from distgnn.layers.registry import convolutions
 from distgnn.ops import scatter
 from tests.graphs import ASSIGNMENTS, E, dense, random_graph
 from tests.layers.references import CASES
+
+REGISTRY = convolutions()  # the conv layers
 
 
 @pytest.mark.parametrize("name", [n for n, e in REGISTRY.items() if "single" in e.modes])
