@@ -12,6 +12,8 @@ from .crystal import CrystalConv
 from .diffusion import DiffusionConv
 from .ecc import ECCConv
 from .edge_conv import EdgeConv
+from .equilibrium import EquilibriumAggregation, groups_over
+from .feature_modulator import FeatureModulator
 from .gat import GATConv
 from .gated_graph import GatedGraphConv
 from .gcn import GCNConv
@@ -20,6 +22,7 @@ from .general import GeneralConv
 from .gin import GINConv
 from .gin_batch import GINConvBatch
 from .gtv import GTVConv
+from .mem_pool import MemPooling
 from .modes import ALL_MODES, Inputs, prepare
 from .registry import REGISTRY, LayerEntry, register
 from .sage import GraphSageConv
@@ -33,6 +36,9 @@ for _cls in (GCNConv, GraphSageConv, GATConv, GINConv, APPNPConv, ChebConv,
              AGNNConv, ARMAConv, DiffusionConv, TAGConv, GCSConv, GTVConv,
              XENetConv, XENetConvBatch, GINConvBatch, CensNetConv):
     register(_cls)
+register(FeatureModulator, node_level=False, kind="edge")
+register(MemPooling, node_level=False, kind="pooling")
+register(EquilibriumAggregation, node_level=False, kind="aggregation")
 
 __all__ = [
     "AGNNConv",
@@ -46,6 +52,8 @@ __all__ = [
     "DiffusionConv",
     "ECCConv",
     "EdgeConv",
+    "EquilibriumAggregation",
+    "FeatureModulator",
     "GATConv",
     "GatedGraphConv",
     "GCNConv",
@@ -56,6 +64,7 @@ __all__ = [
     "GraphBatchNorm",
     "GraphSageConv",
     "GTVConv",
+    "MemPooling",
     "Inputs",
     "LayerEntry",
     "MLP",
@@ -67,6 +76,7 @@ __all__ = [
     "XENetDenseConv",
     "get_activation",
     "get_initializer",
+    "groups_over",
     "prepare",
     "register",
 ]

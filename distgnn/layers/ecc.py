@@ -1,7 +1,7 @@
 """ECCConv (Simonovsky & Komodakis, 2017)."""
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Sequence, Union
 
 import torch
 from torch import Tensor, nn
@@ -23,6 +23,9 @@ class ECCConv(LazyModuleMixin, MessagePassing):
 
     ``\Theta`` is the kernel network: one Dense + ReLU per entry of ``kernel_network``, then a
     Dense to ``F * C`` reshaped to ``[F, C]`` (row-major: entry ``(f, c)`` is output ``f * C + c``).
+    ``kernel_network`` may instead be a module or callable mapping ``e [E, S]`` to ``[E, F * C]``,
+    e.g. ``FeatureModulator(S, F * C)``; it then replaces the whole kernel network (the layer adds
+    no Dense of its own, and ``use_bias`` only concerns ``b``).
     Every message ``x_j \Theta(e_{ji})`` is one batched product ``[E, *, F] x [E, F, C]``
     (``torch.bmm``), computed edge-wise in :meth:`message`. No ``W_{root}`` term when
     ``root=False``. Multi-edges each send a message; empty neighbourhoods contribute 0.
@@ -35,7 +38,8 @@ class ECCConv(LazyModuleMixin, MessagePassing):
 
     Args:
         channels: output size ``C``.
-        kernel_network: hidden sizes of the kernel network (default: none, a single Dense).
+        kernel_network: hidden sizes of the kernel network (default: none, a single Dense), or a
+            module/callable ``e [E, S] -> [E, F * C]`` used as the whole kernel network.
         root: add the root term ``x_i W_{root}``.
         activation, use_bias, kernel_initializer, bias_initializer: as in GCNConv.
         in_channels: input size ``F``; in_edge_channels: edge feature size ``S``. Parameters whose
@@ -58,7 +62,7 @@ class ECCConv(LazyModuleMixin, MessagePassing):
     def __init__(
         self,
         channels: int,
-        kernel_network: Sequence[int] | None = None,
+        kernel_network: Union[Sequence[int], nn.Module, Callable[[Tensor], Tensor], None] = None,
         root: bool = True,
         activation: Activation = None,
         use_bias: bool = True,
@@ -70,7 +74,9 @@ class ECCConv(LazyModuleMixin, MessagePassing):
     ):
         super().__init__(aggregate="sum")
         self.channels = check_positive_int(channels, "channels", "ECCConv")
-        hidden = list(kernel_network or [])
+        # a module/callable is the whole kernel network: no hidden Dense, no kernel_out
+        self.kernel_fn = kernel_network if callable(kernel_network) else None
+        hidden = [] if self.kernel_fn is not None else list(kernel_network or [])
         for h in hidden:
             check_positive_int(h, "kernel_network entries", "ECCConv")
         if in_channels is not None:
@@ -85,8 +91,9 @@ class ECCConv(LazyModuleMixin, MessagePassing):
             Dense(h, sizes[k], use_bias, kernel_initializer, bias_initializer) for k, h in enumerate(hidden)
         )
         c, f, h_last = channels, in_channels, sizes[-1]
-        self.kernel_out = _param(None if f is None or h_last is None else (h_last, f * c))
-        self.kernel_out_bias = _param(None if f is None else (f * c,)) if use_bias else None
+        own_out = self.kernel_fn is None
+        self.kernel_out = _param(None if f is None or h_last is None else (h_last, f * c)) if own_out else None
+        self.kernel_out_bias = _param(None if f is None else (f * c,)) if use_bias and own_out else None
         self.root_kernel = _param(None if f is None else (f, c)) if self.root else None
         self.bias = nn.Parameter(torch.empty(c)) if use_bias else None
         self.activation = get_activation(activation, channels, "ECCConv: activation")
@@ -127,17 +134,10 @@ class ECCConv(LazyModuleMixin, MessagePassing):
         _check_edge_features(e)
         inp = prepare("ECCConv", self.MODES, x, a, e=e, mask=mask)
         f, c = inp.x.shape[-1], self.channels
-        if self.kernel_out.shape[1] != f * c:
-            raise GraphError(f"ECCConv: the layer was built for F={self.kernel_out.shape[1] // c} input features, got F={f}")
-        s = self.kernel_network[0].in_features if len(self.kernel_network) else self.kernel_out.shape[0]
-        if s is not None and inp.e.shape[-1] != s:
-            raise GraphError(f"ECCConv: the layer was built for S={s} edge features, got S={inp.e.shape[-1]}")
-        h = inp.e.to(self.kernel_out.dtype)  # (E, S)
-        for dense in self.kernel_network:
-            h = torch.relu(dense(h))  # (E, h_k)
-        theta = h @ self.kernel_out  # (E, F*C)
-        if self.kernel_out_bias is not None:
-            theta = theta + self.kernel_out_bias
+        if self.kernel_fn is not None:
+            theta = self._custom_kernels(inp.e, f)  # (E, F*C)
+        else:
+            theta = self._kernels(inp.e, f)  # (E, F*C)
         theta = theta.view(theta.shape[0], f, c)  # (E, F, C)
         out = self.propagate(inp.x, inp.graph, theta=theta)  # (N, *, C)
         if self.root_kernel is not None:
@@ -146,7 +146,36 @@ class ECCConv(LazyModuleMixin, MessagePassing):
             out = out + self.bias
         return inp.restore(self.activation(out))
 
+    def _kernels(self, e: Tensor, f: int) -> Tensor:
+        c = self.channels
+        if self.kernel_out.shape[1] != f * c:
+            raise GraphError(f"ECCConv: the layer was built for F={self.kernel_out.shape[1] // c} input features, got F={f}")
+        s = self.kernel_network[0].in_features if len(self.kernel_network) else self.kernel_out.shape[0]
+        if s is not None and e.shape[-1] != s:
+            raise GraphError(f"ECCConv: the layer was built for S={s} edge features, got S={e.shape[-1]}")
+        h = e.to(self.kernel_out.dtype)  # (E, S)
+        for dense in self.kernel_network:
+            h = torch.relu(dense(h))  # (E, h_k)
+        theta = h @ self.kernel_out  # (E, F*C)
+        if self.kernel_out_bias is not None:
+            theta = theta + self.kernel_out_bias
+        return theta
+
+    def _custom_kernels(self, e: Tensor, f: int) -> Tensor:
+        theta = self.kernel_fn(e)  # (E, F*C)
+        want = (e.shape[0], f * self.channels)
+        if not isinstance(theta, Tensor) or tuple(theta.shape) != want:
+            got = tuple(theta.shape) if isinstance(theta, Tensor) else type(theta).__name__
+            raise GraphError(
+                f"ECCConv: the kernel network must map e [E, S] to [E, F*C] = {list(want)} "
+                f"(F={f} input features, C={self.channels} channels), got {got}"
+            )
+        return theta
+
     def extra_repr(self) -> str:
+        if self.kernel_fn is not None:
+            f = None if self.root_kernel is None or self.has_uninitialized_params() else self.root_kernel.shape[0]
+            return f"in_channels={f}, channels={self.channels}, kernel_network=<custom>, root={self.root}"
         f = None if self.has_uninitialized_params() else self.kernel_out.shape[1] // self.channels
         hidden = [d.units for d in self.kernel_network]
         return f"in_channels={f}, channels={self.channels}, kernel_network={hidden}, root={self.root}"
