@@ -27,6 +27,11 @@ def _global_max(graph: Graph | None, value: int, device: torch.device) -> int:
     return int(graph.all_reduce(slots).max().item())
 
 
+def _check_count(value, name: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise GraphError(f"MemPooling: {name} must be an int >= 1, got {value!r}")
+
+
 def dense_positions(batch: Tensor, batch_size: int) -> tuple[Tensor, Tensor]:
     """Position of every node inside its graph and the node count of every graph.
 
@@ -214,14 +219,14 @@ class MemPooling(nn.Module):
             raise GraphError("MemPooling: batch contains a negative graph id")
         if batch_size is None:
             batch_size = _global_max(graph, int(batch.max()) + 1 if n else 1, x.device)
-        check_positive_int(batch_size, "batch_size", "MemPooling")
+        _check_count(batch_size, "batch_size")
         if n and int(batch.max()) >= batch_size:
             raise GraphError(f"MemPooling: batch names graph {int(batch.max())} but batch_size is {batch_size}")
         pos, counts = dense_positions(batch, batch_size)
         largest = int(counts.max()) if n else 0
         if max_num_nodes is None:
             max_num_nodes = max(largest, 1)
-        check_positive_int(max_num_nodes, "max_num_nodes", "MemPooling")
+        _check_count(max_num_nodes, "max_num_nodes")
         if graph is not None and graph.is_partitioned and largest > max_num_nodes:
             raise GraphError(
                 f"MemPooling: max_num_nodes={max_num_nodes} would drop nodes of a graph with {largest} nodes on "
