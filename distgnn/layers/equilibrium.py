@@ -16,7 +16,7 @@ _GROUP_GRAPH: ContextVar[Graph | None] = ContextVar("distgnn_equilibrium_graph",
 
 
 @contextmanager
-def groups_over(graph: Graph) -> Iterator[None]:
+def groups_over(graph: Graph | Tensor) -> Iterator[None]:
     """Within this block, an :class:`EquilibriumAggregation` called without ``graph=`` (e.g. as the
     ``aggregate`` of a :class:`~distgnn.layers.MessagePassing` layer, which only passes
     ``(messages, index, num_nodes)``) counts the groups of every part of ``graph``.
@@ -28,10 +28,13 @@ def groups_over(graph: Graph) -> Iterator[None]:
                 return self.propagate(x, graph)
 
     The setting is local to the running thread (a :class:`contextvars.ContextVar`), never stored
-    on a module.
+    on a module. ``graph`` may be anything a layer accepts as its graph; only a partitioned graph
+    changes the count (a plain ``edge_index`` or a whole :class:`~distgnn.graph.Graph` has one part).
     """
-    if not isinstance(graph, Graph):
-        raise GraphError(f"groups_over: expected a distgnn Graph or PartitionedGraph, got {type(graph).__name__}")
+    if isinstance(graph, Tensor):  # an edge_index: a whole graph
+        graph = None
+    elif not isinstance(graph, Graph):
+        raise GraphError(f"groups_over: expected a distgnn Graph, PartitionedGraph or edge_index, got {type(graph).__name__}")
     token = _GROUP_GRAPH.set(graph)
     try:
         yield
@@ -184,8 +187,8 @@ class EquilibriumAggregation(nn.Module):
 
     def _groups(self, e: int, index, ptr, dim_size, device) -> tuple[Tensor, int]:
         """``(index [E], G)`` from ``index``, ``ptr`` or neither (one group)."""
-        if dim_size is not None:
-            check_positive_int(dim_size, "dim_size", "EquilibriumAggregation", minimum=0)
+        if dim_size is not None and (isinstance(dim_size, bool) or not isinstance(dim_size, int) or dim_size < 0):
+            raise GraphError(f"EquilibriumAggregation: dim_size must be an int >= 0, got {dim_size!r}")
         if index is not None:
             if not isinstance(index, Tensor) or index.dim() != 1 or index.shape[0] != e or index.dtype != torch.long:
                 shape = tuple(index.shape) if isinstance(index, Tensor) else type(index).__name__
@@ -229,7 +232,7 @@ class EquilibriumAggregation(nn.Module):
         weight = torch.cat([first.weight] + [r.weight for r in self.res])  # (Σ, F + C): inp-projections
         bias = torch.cat([first.bias] + [r.bias for r in self.res])  # (Σ,)
         w_x, w_y = weight[:, :f], weight[:, f:]  # (Σ, F), (Σ, C)
-        px = torch.addmm(bias, rows.reshape(-1, f), w_x.t()).view(rows.shape[:-1] + (-1,))  # (E, *B, Σ)
+        px = torch.addmm(bias, rows.reshape(-1, f), w_x.t()).view(rows.shape[:-1] + (bias.numel(),))  # (E, *B, Σ)
         count = torch.bincount(index, minlength=groups).clamp(min=1).to(rows.dtype)  # (G,)
         wgt = (1.0 / count).index_select(0, index)  # (E,): d energy / d F(x_i, y_g) = 1 / |g|
         wgt = wgt.view((-1,) + (1,) * (rows.dim() - 1))  # (E, *1, 1)
@@ -269,7 +272,7 @@ class EquilibriumAggregation(nn.Module):
                 t = torch.tanh(torch.addcmul(norm.bias, n, norm.weight))  # (E, *B, h_k)
                 h = t + parts[1 + k]  # (E, *B, h_k): block output plus its residual
                 saved.append((n, r, t))
-            dh = wgt * self.out.weight.view(-1)  # (E, *B, h_L): d F / d h_L, weighted by 1/|g|
+            dh = (wgt * self.out.weight.view(-1)).expand(h.shape)  # (E, *B, h_L): d F / d h_L, weighted by 1/|g|
             dres = [None] * num
             for k in reversed(range(num)):
                 n, r, t = saved[k]
