@@ -16,6 +16,7 @@ bench:
 	@bash scripts/setup.sh test,bench
 	$(PY) benchmarks/ops.py
 	$(PY) benchmarks/layers.py
+	$(PY) benchmarks/pooling.py
 	$(PY) benchmarks/sampling.py --sections sampling,epochs
 	$(PY) benchmarks/distributed.py
 

@@ -65,6 +65,10 @@ class EquilibriumAggregation(nn.Module):
     works under ``torch.no_grad`` / ``inference_mode``), and the projections of ``x`` in the
     first layer and in the residuals, which do not depend on ``y``, are computed once instead of
     once per step. ``tests/layers/test_equilibrium.py`` checks the closed form against autograd.
+    It is also exact to any order: the output's second derivative (``gradgradcheck``) needs the
+    third derivative of the LayerNorm, which torch's fused ``layer_norm`` gets wrong (its double
+    backward treats the saved mean and inverse deviation as constants, pytorch/pytorch#175754),
+    so the reference fails ``gradgradcheck`` while this layer passes it.
 
     Groups: ``index [E]`` (group of every row), or ``ptr [G + 1]`` (CSR: group ``g`` is rows
     ``ptr[g]:ptr[g+1]``), or neither (all rows form one group). An empty group gets ``y = 0``.
@@ -92,7 +96,9 @@ class EquilibriumAggregation(nn.Module):
     - Leading dimensions: ``x [*, E, *B, F]`` with the group dimension ``dim``; every other
       dimension (``*B``, e.g. the samples of mixed mode) is an independent problem, and ``R``
       sums over it (a mean over groups per sample). The reference assumes ``x [E, F]``.
-    - The closed-form inner gradient (above) instead of ``torch.autograd.grad(create_graph=True)``.
+    - The closed-form inner gradient (above) instead of ``torch.autograd.grad(create_graph=True)``:
+      the same values and first derivatives; correct second derivatives where the reference's
+      are wrong.
 
     Args:
         in_channels: ``F``, the size of the rows.

@@ -146,11 +146,15 @@ class MemPooling(nn.Module):
         h, k = self.heads, self.num_clusters
         xf = x.reshape(b * n, f)  # (B*N, F)
         keys = self.k.reshape(h * k, f)  # (H*K, F)
-        d2 = (xf.square().sum(1, keepdim=True) - 2.0 * (xf @ keys.t())) + keys.square().sum(1)  # (B*N, H*K)
-        q = (1.0 + d2.clamp(min=0.0) / self.tau).pow(-(1.0 + self.tau) / 2.0)  # (B*N, H*K)
+        inv_tau = 1.0 / self.tau
+        # 1 + |x - k|^2 / tau = (1 + |k|^2 / tau) - (2 / tau) x.k + |x|^2 / tau: one GEMM with its bias
+        base = torch.addmm(keys.square().sum(1).mul(inv_tau).add(1.0), xf, keys.t(), alpha=-2.0 * inv_tau)
+        base = (base + xf.square().sum(1, keepdim=True).mul(inv_tau)).clamp(min=1.0)  # (B*N, H*K); |x-k|^2 >= 0
+        q = base.reciprocal() if self.tau == 1.0 else base.pow(-(1.0 + self.tau) / 2.0)  # (B*N, H*K)
         q = q.view(b * n, h, k)  # (B*N, H, K)
-        s_heads = q / q.sum(2, keepdim=True)  # (B*N, H, K): normalised over the clusters
-        logits = (self.head_weight.view(1, h) @ s_heads).view(b, n, k)  # (B, N, K): sum_h w_h S^(h)
+        # sum_h w_h q_h / sum_k q_hk: the per-head normalisation folded into the head weights
+        coef = self.head_weight / q.sum(2)  # (B*N, H)
+        logits = (q * coef.unsqueeze(2)).sum(1).view(b, n, k)  # (B, N, K)
         return logits.softmax(-1) * mask.unsqueeze(-1).to(logits.dtype)  # (B, N, K)
 
     def forward(
