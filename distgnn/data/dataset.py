@@ -8,9 +8,10 @@ field          shape / dtype       meaning
 edge_index     ``[2, E]`` int64    row 0 source ``j``, row 1 target ``i`` (``j -> i``)
 num_nodes      int                 ``N``; every id in ``edge_index`` lies in ``[0, N)``
 x              ``[N, F]`` float    node features (or ``None``)
-y              ``[N]`` int64       class labels, ``-1`` for unlabelled nodes (or ``None``)
+y              ``[N]`` int64       class labels ``0..C-1`` (``C <= N``), ``-1`` for unlabelled
+                                   nodes (or ``None``)
 train_mask     ``[N]`` bool        training nodes (or ``None``); likewise ``val_mask``,
-                                   ``test_mask``
+                                   ``test_mask``; a masked node must have a label
 edge_attr      ``[E, S]`` float    edge features aligned with ``edge_index`` (or ``None``)
 name           str                 a label for logs and manifests
 =============  ==================  =====================================================
@@ -90,12 +91,19 @@ class GraphData:
                 raise DataError(f"y{where} must be int64 class ids, got {self.y.dtype}")
             if self.y.numel() and int(self.y.min()) < -1:
                 raise DataError(f"y{where} has a label below -1 (use -1 for unlabelled nodes)")
+            if self.y.numel() and int(self.y.max()) >= n:
+                raise DataError(f"y{where} has class id {int(self.y.max())} but only {n} nodes (class ids must be "
+                                "0..C-1 with C at most the number of nodes)")
         for name in ("train_mask", "val_mask", "test_mask"):
             m = getattr(self, name)
             if m is not None:
                 _check_rows(m, n, name, where, dim=1)
                 if m.dtype != torch.bool:
                     raise DataError(f"{name}{where} must be a bool tensor, got {m.dtype}")
+                if self.y is not None and bool((m & (self.y < 0)).any()):
+                    node = int((m & (self.y < 0)).nonzero()[0, 0])
+                    raise DataError(f"y{where} is -1 (no label) at node {node}, which is in {name}; label it or "
+                                    "leave it out of the mask")
         if self.edge_attr is not None:
             ea = self.edge_attr
             if ea.dim() != 2 or ea.shape[0] != ei.shape[1]:

@@ -13,7 +13,10 @@ The files (Yang et al. 2016, https://github.com/kimiyoung/planetoid) are Python-
 
 They are read with a restricted unpickler (:class:`_PlanetoidUnpickler`) that admits only numpy
 arrays, SciPy CSR matrices (turned into a local stub, so SciPy is not needed) and builtin
-containers: a tampered file cannot run code.
+containers: a tampered file cannot run code. Nor can it make the loader allocate absurd amounts of
+memory: a CSR matrix must be consistent (``indptr``, ``indices`` and ``data`` agree with its shape)
+and at most ``2**31`` cells, and test ids must lie within the graph, all checked before the dense
+arrays are built.
 """
 from __future__ import annotations
 
@@ -22,6 +25,7 @@ import importlib
 import logging
 import os
 import pickle
+import warnings
 from itertools import chain
 from pathlib import Path
 from typing import Any
@@ -36,6 +40,7 @@ log = logging.getLogger(__name__)
 
 _PARTS = ("x", "y", "tx", "ty", "allx", "ally", "graph", "test.index")
 _NUM_VAL = 500
+_MAX_DENSE_CELLS = 1 << 31  # 8 GiB of float32; PubMed, the largest Planetoid matrix, has 1e7 cells
 
 
 def default_data_dir() -> Path:
@@ -57,6 +62,29 @@ class _CSRStub:
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
+
+    def check(self, source: str) -> None:
+        """Raise :class:`DataError` unless this is a consistent CSR matrix of at most ``2**31`` cells."""
+        state = self.__dict__
+        shape = state.get("_shape")
+        if (not isinstance(shape, tuple) or len(shape) != 2
+                or not all(isinstance(v, (int, np.integer)) and v >= 0 for v in shape)):
+            raise DataError(f"{source}: a CSR matrix without a valid 2-D shape ({shape!r})")
+        rows, cols = int(shape[0]), int(shape[1])
+        if rows * cols > _MAX_DENSE_CELLS:
+            raise DataError(f"{source}: declares a {rows} x {cols} matrix ({rows * cols:.3g} cells, more than the "
+                            f"{_MAX_DENSE_CELLS:.3g} any Planetoid dataset needs); the file is corrupt")
+        arrays = [state.get(k) for k in ("data", "indices", "indptr")]
+        if not all(isinstance(a, np.ndarray) and a.ndim == 1 for a in arrays):
+            raise DataError(f"{source}: a CSR matrix needs 1-D data, indices and indptr arrays")
+        data, indices, indptr = arrays
+        if (len(indptr) != rows + 1 or not np.issubdtype(indptr.dtype, np.integer)
+                or not np.issubdtype(indices.dtype, np.integer) or len(data) != len(indices)
+                or (rows and (indptr[0] != 0 or indptr[-1] != len(indices) or (np.diff(indptr) < 0).any()))):
+            raise DataError(f"{source}: inconsistent CSR matrix (indptr of {len(indptr)} entries for {rows} rows, "
+                            f"{len(indices)} indices, {len(data)} values)")
+        if len(indices) and (int(indices.min()) < 0 or int(indices.max()) >= cols):
+            raise DataError(f"{source}: a column index outside [0, {cols}) in a {rows} x {cols} CSR matrix")
 
     def to_dense(self) -> np.ndarray:
         """The ``[rows, cols]`` float32 dense matrix (duplicate entries summed, as SciPy does)."""
@@ -110,7 +138,9 @@ def _read_part(path: Path) -> Any:
         )
     if path.name.endswith(".test.index"):
         try:
-            return np.loadtxt(path, dtype=np.int64, ndmin=1)
+            with warnings.catch_warnings():  # an empty file is reported by the caller, as a DataError
+                warnings.filterwarnings("ignore", message="loadtxt: input contained no data")
+                return np.loadtxt(path, dtype=np.int64, ndmin=1)
         except ValueError as err:
             raise DataError(f"{path.name}: expected one integer node id per line ({err})") from None
     with open(path, "rb") as f:
@@ -124,19 +154,28 @@ def _read_part(path: Path) -> Any:
 
 def _dense(obj: Any, source: str) -> np.ndarray:
     if isinstance(obj, _CSRStub):
+        obj.check(source)
         return obj.to_dense()
     if isinstance(obj, np.ndarray) and obj.ndim == 2:
         return obj.astype(np.float32)
     raise DataError(f"{source}: expected a 2-D matrix, got {type(obj).__name__}")
 
 
-def _edge_index(graph: Any, num_nodes: int, source: str) -> Tensor:
-    """``{node: [neighbours]}`` -> undirected ``[2, E]`` int64 (both directions, no loops/duplicates)."""
+def _adjacency(graph: Any, source: str) -> tuple[np.ndarray, np.ndarray]:
+    """``{node: [neighbours]}`` -> ``(src, dst)`` int64 arrays, one entry per listed neighbour."""
     if not isinstance(graph, dict):
         raise DataError(f"{source}: expected a dict of adjacency lists, got {type(graph).__name__}")
-    lengths = np.fromiter((len(v) for v in graph.values()), dtype=np.int64, count=len(graph))
-    src = np.repeat(np.fromiter(graph.keys(), dtype=np.int64, count=len(graph)), lengths)
-    dst = np.fromiter(chain.from_iterable(graph.values()), dtype=np.int64, count=int(lengths.sum()))
+    try:
+        lengths = np.fromiter((len(v) for v in graph.values()), dtype=np.int64, count=len(graph))
+        src = np.repeat(np.fromiter(graph.keys(), dtype=np.int64, count=len(graph)), lengths)
+        dst = np.fromiter(chain.from_iterable(graph.values()), dtype=np.int64, count=int(lengths.sum()))
+    except (TypeError, ValueError, OverflowError) as err:
+        raise DataError(f"{source}: adjacency lists must map integer ids to lists of integer ids ({err})") from None
+    return src, dst
+
+
+def _edge_index(src: np.ndarray, dst: np.ndarray, num_nodes: int, source: str) -> Tensor:
+    """Undirected ``[2, E]`` int64 (both directions, no loops/duplicates) from :func:`_adjacency`."""
     ids = np.concatenate([src, dst])
     if ids.size and (ids.min() < 0 or ids.max() >= num_nodes):
         raise DataError(f"{source}: node id {int(ids.max())} out of range for {num_nodes} nodes")
@@ -173,8 +212,15 @@ def load_planetoid(
     ally, ty = _dense(parts["ally"], f"ind.{name}.ally"), _dense(parts["ty"], f"ind.{name}.ty")
     num_train = len(parts["y"])
     test_index = parts["test.index"]
+    src, dst = _adjacency(parts["graph"], f"ind.{name}.graph")
+    if len(test_index) == 0:
+        raise DataError(f"ind.{name}.test.index: no test node ids")
     sorted_test = np.sort(test_index)
     lo, hi = int(sorted_test[0]), int(sorted_test[-1])
+    last = max(int(src.max()) if src.size else -1, int(dst.max()) if dst.size else -1, lo + len(tx) - 1)
+    if hi > last:  # before the [hi - lo + 1, F] test matrix is allocated
+        raise DataError(f"ind.{name}.test.index: test node id {hi} is beyond the graph's last node {last}; "
+                        "the file is corrupt")
     if lo != allx.shape[0] or len(test_index) != len(tx) or len(np.unique(test_index)) != len(test_index):
         raise DataError(
             f"ind.{name}.test.index: expected {len(tx)} distinct ids from {allx.shape[0]} on "
@@ -199,7 +245,7 @@ def load_planetoid(
     masks["val_mask"][num_train : num_train + _NUM_VAL] = True
     masks["test_mask"][torch.from_numpy(test_index)] = True
     data = GraphData(
-        edge_index=_edge_index(parts["graph"], n, f"ind.{name}.graph"),
+        edge_index=_edge_index(src, dst, n, f"ind.{name}.graph"),
         num_nodes=n,
         x=x_t,
         y=torch.from_numpy(labels),

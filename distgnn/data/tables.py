@@ -11,8 +11,14 @@ Node table (optional)::
     int    one list column, or scalar      int (null =    bool        bool      bool
            columns (default: feat_*, x_*)  unlabelled)
 
+Features by default: the scalar columns named ``feat_*``/``x_*``, in table order, or else the one
+list column named ``features``, ``feat``, ``x`` or ``feat_*``/``x_*`` (both kinds, or several such list
+columns, are an error: name the columns). The same rule picks edge features from the edge table.
+
 Node ids may be any distinct non-negative integers; they are relabelled ``0..N-1`` in node-table
-order. ``.npz`` files hold the :class:`GraphData` fields under their own names (``edge_index``,
+order. Without a node table ids must be ``0..N-1``: an id far beyond what the edge list can hold
+(more than ``32 * E + 2**20``) is refused before anything of that size is allocated, unless
+``num_nodes`` confirms the count. ``.npz`` files hold the :class:`GraphData` fields under their own names (``edge_index``,
 ``num_nodes``, ``x``, ``y``, ``train_mask``, ``val_mask``, ``test_mask``, ``edge_attr``).
 
 pyarrow is imported only inside the functions that read tables.
@@ -41,6 +47,7 @@ log = logging.getLogger(__name__)
 _DEFAULT_LABEL = "label"
 _DEFAULT_MASKS = ("train_mask", "val_mask", "test_mask")
 _FEATURE_PREFIXES = ("feat_", "x_")
+_FEATURE_NAMES = ("features", "feat", "x")  # a list column with one of these names holds the features
 _NODE_FIELDS = ("x ", "y ", "train_mask", "val_mask", "test_mask")
 _NPZ_KEYS = ("edge_index", "num_nodes", "x", "y", "train_mask", "val_mask", "test_mask", "edge_attr")
 
@@ -107,15 +114,38 @@ def _ids(col: "pa.ChunkedArray", name: str, path: Path) -> Tensor:
     return ids
 
 
+def default_features(schema: "pa.Schema", where: str, what: str) -> str | list[str] | None:
+    """The feature columns taken when none are named (see the module docstring).
+
+    Returns the name of one list column, a list of scalar column names, or ``None``; raises
+    :class:`DataError` when the choice is ambiguous, so no list column that looks like features is
+    ever dropped silently.
+    """
+    import pyarrow as pa
+
+    def is_list(t) -> bool:
+        return pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t)
+
+    named = [f for f in schema if f.name.startswith(_FEATURE_PREFIXES) or f.name in _FEATURE_NAMES]
+    lists = [f.name for f in named if is_list(f.type)]
+    scalars = [f.name for f in named if not is_list(f.type) and f.name.startswith(_FEATURE_PREFIXES)]
+    if lists and scalars:
+        raise DataError(f"{where}: both a list column {lists[0]!r} and scalar feature columns ({', '.join(scalars)}); "
+                        f"pass {what}=... to choose")
+    if len(lists) > 1:
+        raise DataError(f"{where}: several list columns could hold the {what} ({', '.join(lists)}); "
+                        f"pass {what}=... to choose")
+    return lists[0] if lists else (scalars or None)
+
+
 def _feature_matrix(table: "pa.Table", spec: FeatureSpec, path: Path, what: str) -> Tensor | None:
     """Features as ``[R, F]`` float32 from one list column (``spec`` a str) or scalar columns.
 
-    ``spec=None`` takes every column named ``feat_*``/``x_*`` in table order (``None`` if there
-    are none).
+    ``spec=None`` takes the default columns (:func:`default_features`; ``None`` if there are none).
     """
     if spec is None:
-        spec = [c for c in table.column_names if c.startswith(_FEATURE_PREFIXES)]
-        if not spec:
+        spec = default_features(table.schema, str(path), what)
+        if spec is None:
             return None
     if isinstance(spec, str):
         return _list_column(_column(table, spec, path, what), spec, path)
@@ -218,6 +248,37 @@ def _relabel(node_ids: Tensor, ends: dict[str, Tensor], nodes: Path, edges: Path
     return [lookup(ids, name) for name, ids in ends.items()]
 
 
+def plausible_num_nodes(num_edges: int) -> int:
+    """The most nodes an edge list of ``num_edges`` rows may imply by its largest id alone.
+
+    ``E`` edges name at most ``2E`` distinct nodes; ids beyond ``32 * E + 2**20`` (a graph more
+    than 93% isolated nodes, or a stray id) are taken for a mistake rather than allocated.
+    """
+    return 32 * int(num_edges) + (1 << 20)
+
+
+def check_plausible_ids(hi: int, num_edges: int, locate, where) -> None:
+    """Refuse a largest id ``hi`` no edge list of ``num_edges`` rows can need (one line, no allocation).
+
+    ``locate()`` returns ``(column, row)`` of that id, for the message.
+    """
+    if hi + 1 > plausible_num_nodes(num_edges):
+        column, row = locate()
+        raise DataError(
+            f"{where}: node id {hi} (column {column!r}, row {row}) but only {num_edges} edges, which name at "
+            f"most {2 * num_edges} distinct nodes: ids must be 0..N-1 (give a node table to relabel arbitrary "
+            "ids, or num_nodes / --num-nodes to confirm the count)"
+        )
+
+
+def _locate(value: int, columns: dict[str, Tensor]) -> tuple[str, int]:
+    for name, ids in columns.items():
+        rows = (ids == value).nonzero()
+        if rows.numel():
+            return name, int(rows[0, 0])
+    return next(iter(columns)), -1
+
+
 def _add_reverse_edges(src: Tensor, dst: Tensor, attr: Tensor | None,
                        n: int) -> tuple[Tensor, Tensor, Tensor | None]:
     """Add ``dst -> src`` for every edge whose reverse is absent (attributes copied)."""
@@ -260,14 +321,15 @@ def load_edge_list(
             ``num_nodes``).
         src, dst, node_id: the id columns.
         features: node features: one list column (a str), a list of scalar column names, or
-            ``None`` for every ``feat_*``/``x_*`` column in table order (no features if none).
+            ``None`` for the default columns (module docstring; no features if there are none).
         label: the integer label column (nulls become ``-1``); with the default name the column
             is optional, a name you pass must exist; ``None`` skips labels.
         masks: the boolean train/val/test columns, same rule as ``label``; ``None`` skips them.
         edge_features: edge features, same forms as ``features``.
         undirected: add ``dst -> src`` for every edge whose reverse is not in the table.
-        num_nodes: ``N`` when there is no node table (must exceed every id); with a node table it
-            must equal the number of rows.
+        num_nodes: ``N`` when there is no node table (must exceed every id; by default the largest
+            id + 1, which must be plausible for the edge count: at most ``32 * E + 2**20``); with a
+            node table it must equal the number of rows.
 
     Returns:
         :class:`GraphData`: ``edge_index`` ``[2, E]`` int64 (relabelled ids), ``x`` ``[N, F]``
@@ -297,6 +359,8 @@ def load_edge_list(
         fields.update(_masks(ntable, masks, nodes_path))
     else:
         hi = max(int(s.max()), int(d.max())) if len(s) else -1
+        if num_nodes is None:
+            check_plausible_ids(hi, len(s), lambda: _locate(hi, {src: s, dst: d}), edges_path)
         n = hi + 1 if num_nodes is None else num_nodes
         if hi >= n:
             raise DataError(

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import resource
 import sys
 import time
@@ -72,7 +73,9 @@ def _build_parser() -> argparse.ArgumentParser:
                    help="stream only: read the edges P times, re-deciding every node each time after the "
                         "first; a lower cut for P - 1 more reads (default: 1, one pass)")
     p.add_argument("--undirected", action="store_true", help="add the reverse of every edge that lacks one")
-    p.add_argument("--overwrite", action="store_true", help="replace a non-empty output directory")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an existing partition at --out (atomically; never a directory without a "
+                        "distgnn manifest.json, nor one that holds the input)")
     p.add_argument("--name", help="graph name recorded in the manifest (default: from INPUT)")
     g = p.add_argument_group("edge-list tables")
     g.add_argument("--nodes", metavar="FILE", help="node table (.parquet/.csv): id, features, label, masks")
@@ -177,9 +180,10 @@ def _run(args: argparse.Namespace, progress) -> Manifest:
 
     if args.passes != 1 and args.method != "stream":
         raise PartitionError(f"--passes applies to --method stream only (got --method {args.method})")
-    # refuse an existing output before reading a possibly huge input
+    # refuse an existing output (or one that holds the input) before reading a possibly huge input
+    inputs = tuple(p for p in (args.input, args.nodes) if p and "://" not in p and os.path.exists(p))
     fs, root = open_fs(args.out)
-    AtomicOutput(fs, root, overwrite=args.overwrite)
+    AtomicOutput(fs, root, overwrite=args.overwrite, inputs=inputs)
     bar = progress("read", total=None, unit="files")
     data = open_input(
         args.input, nodes=args.nodes, src=args.src, dst=args.dst, node_id=args.node_id,
@@ -197,7 +201,7 @@ def _run(args: argparse.Namespace, progress) -> Manifest:
     return partition(
         data, args.parts, args.out, method=method, halo_hops=args.halo_hops, balance=args.balance,
         seed=args.seed, overwrite=args.overwrite, name=args.name, row_group_size=args.row_group_size,
-        chunk_rows=args.chunk_rows, progress=progress,
+        chunk_rows=args.chunk_rows, progress=progress, inputs=inputs,
     )
 
 

@@ -20,10 +20,10 @@ from dataclasses import replace
 
 import numpy as np
 
-from ..data.dataset import GraphData
+from ..data.dataset import DataError, GraphData
 from .errors import PartitionError
 from .format import (
-    BALANCES, DEFAULT_ROW_GROUP_SIZE, EDGES, HALO, HALO_EDGES, MANIFEST, NODES, NODES_MAP,
+    BALANCES, DEFAULT_ROW_GROUP_SIZE, EDGES, HALO, HALO_EDGES, MANIFEST, NODE_COLUMNS, NODES, NODES_MAP,
     FileInfo, Manifest, PartInfo, edges_schema, halo_schema, nodes_map_schema, nodes_schema, part_dir,
 )
 from .halo import PartBits, expand_halo, foreign, owner_of, split_by_owner
@@ -52,6 +52,7 @@ def partition(
     row_group_size: int = DEFAULT_ROW_GROUP_SIZE,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     progress: Progress = no_progress,
+    inputs: tuple[str, ...] = (),
 ) -> Manifest:
     """Partition a graph into ``num_parts`` halo-aware Parquet shards under ``out``.
 
@@ -73,21 +74,31 @@ def partition(
             edges when ``K`` files buffering a row group each would exceed 256 MiB).
         chunk_rows: edges handled per vectorised chunk.
         progress: a stage reporter (:mod:`.progress`); the CLI passes tqdm bars.
+        inputs: local paths the run reads, which ``overwrite`` must never delete (a streamed
+            Parquet edge list is added by itself).
 
     Returns:
         The :class:`~.format.Manifest` written to ``out/manifest.json``.
 
     Raises:
-        PartitionError: bad arguments, an existing non-empty ``out`` without ``overwrite``.
-        DataError: malformed input data (naming the field or file).
+        PartitionError: bad arguments, an existing non-empty ``out`` without ``overwrite`` (or with
+            it, one that is not a partition or holds the input), a graph too large for this
+            machine's memory (checked before anything of its size is allocated).
+        DataError: malformed input data (naming the field or file): besides shapes and dtypes,
+            node columns must hold finite features, labels in ``[-1, N)`` and no masked node
+            without a label.
     """
-    graph = data if isinstance(data, GraphInput) else graph_input(data)
+    graph = data if isinstance(data, GraphInput) else graph_input(data)  # a GraphData validates itself
     part_method = get_method(method)
     n = graph.num_nodes
     _check_args(graph, num_parts, halo_hops, balance, seed, row_group_size, chunk_rows)
+    _check_memory(graph.name, n, num_parts)
+    if isinstance(data, GraphInput):
+        _check_node_columns(graph)
     graph = replace(graph, chunk_rows=int(chunk_rows))
     fs, root = open_fs(out)
-    output = AtomicOutput(fs, root, overwrite=overwrite)  # refuses a non-empty `out` before any work
+    inputs = tuple(inputs) + tuple(p for p in (getattr(graph.edges, "path", None),) if isinstance(p, str))
+    output = AtomicOutput(fs, root, overwrite=overwrite, inputs=inputs)  # refuses a bad `out` before any work
     started = time.perf_counter()
 
     weights = _balance_weights(graph, part_method, balance, progress)
@@ -127,6 +138,53 @@ def _check_args(graph: GraphInput, k, hops, balance, seed, row_group_size, chunk
         raise PartitionError(f"unknown balance {balance!r} (choose from {', '.join(BALANCES)})")
     if balance == "train" and graph.train_mask is None:
         raise PartitionError(f"{graph.name}: balance='train' needs a train_mask, and this graph has none")
+
+
+_BYTES_PER_NODE = 48  # part id, old<->new id maps, two degree arrays, balance weights (int64 each)
+
+
+def _physical_memory() -> int | None:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _check_memory(name: str, n: int, k: int) -> None:
+    """Refuse, in one line, a node count whose per-node arrays alone exceed this machine's memory."""
+    total = _physical_memory()
+    need = n * (_BYTES_PER_NODE + (k + 7) // 8)
+    if total and need > total:
+        raise PartitionError(
+            f"{name}: {n} nodes need about {need / 2**30:,.1f} GiB of memory to partition, more than this "
+            f"machine's {total / 2**30:,.1f} GiB (is the node count right? ids must be 0..N-1)"
+        )
+
+
+def _check_node_columns(graph: GraphInput) -> None:
+    """The value checks :class:`GraphData` makes, on the node columns of a :class:`GraphInput`."""
+    n, cols, where = graph.num_nodes, graph.node_columns, graph.name
+    for name, a in cols.items():
+        if len(a) != n:
+            raise DataError(f"{where}: node column {name!r} has {len(a)} rows, the graph has {n} nodes")
+    x = cols.get(NODE_COLUMNS["x"])
+    if x is not None and np.issubdtype(x.dtype, np.floating) and not np.isfinite(x).all():
+        row = int(np.flatnonzero(~np.isfinite(x.reshape(n, -1)).all(axis=1))[0])
+        raise DataError(f"{where}: features have NaN or infinite values (first at node {row})")
+    y = cols.get(NODE_COLUMNS["y"])
+    if y is None:
+        return
+    if not np.issubdtype(y.dtype, np.integer):
+        raise DataError(f"{where}: labels must be integer class ids, got {y.dtype}")
+    if n and (y.min() < -1 or y.max() >= n):
+        row = int(np.flatnonzero((y < -1) | (y >= n))[0])
+        raise DataError(f"{where}: label {int(y[row])} at node {row} lies outside [-1, {n}) (class ids are "
+                        "0..C-1 with C at most the number of nodes; -1 is unlabelled)")
+    for attr in ("train_mask", "val_mask", "test_mask"):
+        m = cols.get(NODE_COLUMNS[attr])
+        if m is not None and (m.astype(bool) & (y < 0)).any():
+            row = int(np.flatnonzero(m.astype(bool) & (y < 0))[0])
+            raise DataError(f"{where}: node {row} is in {attr} but has no label (-1)")
 
 
 def _balance_weights(graph: GraphInput, method, balance: str, progress) -> np.ndarray | None:

@@ -1,6 +1,14 @@
-"""Reading a partition back: the manifest, one part as tensors, or the whole graph."""
+"""Reading a partition back: the manifest, one part as tensors, or the whole graph.
+
+Every shard is checked while it is read: its bytes are hashed as they arrive (one pass, no second
+read) and compared with the sha256 and size the manifest records before a single value is decoded;
+then its values are checked against the format (ids in range, finite features, labels in
+``[-1, N)``, no training/validation/test node without a label). A failed check raises
+:class:`~.errors.PartitionError` with one line naming the file.
+"""
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 from dataclasses import dataclass
@@ -12,7 +20,7 @@ from torch import Tensor
 from ..data.dataset import GraphData
 from .errors import PartitionError
 from .format import (
-    EDGE_COLUMNS, EDGES, HALO, HALO_EDGES, MANIFEST, NODE_COLUMNS, NODES, NODES_MAP, Manifest, part_dir,
+    EDGE_COLUMNS, EDGES, HALO, HALO_EDGES, MANIFEST, NODE_COLUMNS, NODES, NODES_MAP, FileInfo, Manifest, part_dir,
 )
 from .storage import _first_line, join, open_fs
 
@@ -94,28 +102,88 @@ class Part:
                 f"edges={self.num_edges}, halo={len(self.halo_ids)})")
 
 
-def load_manifest(path: str | os.PathLike) -> Manifest:
-    """Read and check ``path/manifest.json`` (``path`` local or a pyarrow URI)."""
+def _manifest_bytes(path: str | os.PathLike) -> bytes:
     fs, root = open_fs(path)
     where = f"{os.fspath(path)}/{MANIFEST}"
     try:
         with fs.open_input_stream(join(root, MANIFEST)) as f:
-            text = f.read()
+            return f.read()
     except (FileNotFoundError, OSError) as err:
         raise PartitionError(f"{where}: cannot read the manifest ({_first_line(err)}); is this a partition?") from None
-    return Manifest.from_json(text, where)
 
 
-def read_table(fs, root: str, rel: str, columns=None):
-    """A whole Parquet file of a partition; raise :class:`PartitionError` naming it if unreadable."""
+def load_manifest(path: str | os.PathLike) -> Manifest:
+    """Read and check ``path/manifest.json`` (``path`` local or a pyarrow URI)."""
+    return Manifest.from_json(_manifest_bytes(path), f"{os.fspath(path)}/{MANIFEST}")
+
+
+def manifest_digest(path: str | os.PathLike) -> str:
+    """The sha256 (hex) of ``path/manifest.json``, which names the partition's exact content (the
+    manifest holds the sha256 of every shard)."""
+    return hashlib.sha256(_manifest_bytes(path)).hexdigest()
+
+
+_BLOCK = 8 << 20  # bytes read and hashed at a time
+
+
+def read_verified(fs, root: str, rel: str, info: FileInfo):
+    """The bytes of ``rel`` as a pyarrow buffer, hashed while they are read (one pass).
+
+    Raises :class:`PartitionError` naming ``rel`` when its size or sha256 differ from ``info``.
+    """
+    import pyarrow as pa
+
+    try:
+        with fs.open_input_file(join(root, rel)) as f:
+            size = f.size()
+            if size != info.bytes:
+                raise PartitionError(f"{rel}: {size} bytes, the manifest says {info.bytes} (truncated or rewritten; "
+                                     "run python -m distgnn.partition verify)")
+            data = bytearray(size)
+            view = memoryview(data)
+            h = hashlib.sha256()
+            done = 0
+            while done < size:
+                got = f.readinto(view[done:done + _BLOCK])
+                if not got:
+                    break
+                h.update(view[done:done + got])
+                done += got
+    except (OSError, pa.ArrowException) as err:
+        raise PartitionError(f"{rel}: unreadable ({_first_line(err)})") from None
+    if done != size:
+        raise PartitionError(f"{rel}: ended after {done} of {size} bytes (truncated while being read)")
+    if h.hexdigest() != info.sha256:
+        raise PartitionError(f"{rel}: sha256 mismatch (changed or damaged after it was written; "
+                             "run python -m distgnn.partition verify)")
+    return pa.py_buffer(data)
+
+
+def read_table(fs, root: str, rel: str, columns=None, expect: FileInfo | None = None):
+    """A whole Parquet file of a partition; raise :class:`PartitionError` naming it if unreadable.
+
+    With ``expect`` (the manifest's entry) the file's bytes are checked against its sha256 and
+    size while they are read (:func:`read_verified`), before anything is decoded.
+    """
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     try:
+        if expect is not None:
+            return pq.read_table(pa.BufferReader(read_verified(fs, root, rel, expect)), columns=columns)
         with fs.open_input_file(join(root, rel)) as f:
             return pq.read_table(f, columns=columns)
     except (OSError, pa.ArrowException) as err:
         raise PartitionError(f"{rel}: unreadable ({_first_line(err)})") from None
+
+
+def _expected(m: Manifest, rel: str, checksums: bool) -> FileInfo | None:
+    if not checksums:
+        return None
+    info = m.files.get(rel)
+    if info is None:
+        raise PartitionError(f"{rel}: not listed in the manifest's files, so it cannot be checked (run verify)")
+    return info
 
 
 def column_numpy(table, name: str, shape: tuple[int, ...] = (), dtype: str | None = None) -> np.ndarray:
@@ -133,37 +201,88 @@ def _t(a: np.ndarray) -> Tensor:
     return torch.from_numpy(a)
 
 
-def _edges(fs, root, m: Manifest, rel: str, rows: int):
-    table = read_table(fs, root, rel)
+def _edges(fs, root, m: Manifest, rel: str, rows: int, checksums: bool):
+    table = read_table(fs, root, rel, expect=_expected(m, rel, checksums))
     if table.num_rows != rows:
         raise PartitionError(f"{rel}: {table.num_rows} rows, manifest says {rows} (run verify)")
     ei = np.stack([column_numpy(table, "src"), column_numpy(table, "dst")]).astype(np.int64, copy=False)
     eid = column_numpy(table, "eid", dtype="int64")
+    _in_range(rel, "source id", ei[0], 0, m.num_nodes)
+    _in_range(rel, "edge id", eid, 0, m.num_edges)
     spec = m.edge_field(EDGE_COLUMNS["edge_attr"])
-    attr = None if spec is None else _t(column_numpy(table, spec.name, spec.shape, spec.dtype))
+    attr = None
+    if spec is not None:
+        attr = column_numpy(table, spec.name, spec.shape, spec.dtype)
+        _finite(rel, "edge features", attr, "row")
+        attr = _t(attr)
     return _t(ei), _t(eid), attr
 
 
-def load_part(path: str | os.PathLike, k: int, manifest: Manifest | None = None) -> Part:
-    """Load part ``k`` of the partition at ``path`` (see :class:`Part` for the fields)."""
+def _in_range(rel: str, what: str, values: np.ndarray, lo: int, hi: int) -> None:
+    """Every value in ``[lo, hi)``, else a one-line error naming the first offender."""
+    if values.size and (values.min() < lo or values.max() >= hi):
+        row = int(np.flatnonzero((values < lo) | (values >= hi))[0])
+        raise PartitionError(f"{rel}: {what} {int(values[row])} (row {row}) lies outside [{lo}, {hi}) (run verify)")
+
+
+def _finite(rel: str, what: str, values: np.ndarray, unit: str, first: int = 0) -> None:
+    if np.issubdtype(values.dtype, np.floating) and not np.isfinite(values).all():
+        row = int(np.flatnonzero(~np.isfinite(values.reshape(len(values), -1)).all(axis=1))[0])
+        raise PartitionError(f"{rel}: {what} have NaN or infinite values (first at {unit} {first + row})")
+
+
+def _check_nodes(rel: str, m: Manifest, start: int, arrays: dict) -> None:
+    """Values of the owned rows: finite features, labels in ``[-1, N)``, masked nodes labelled."""
+    x, y = arrays.get("x"), arrays.get("y")
+    if x is not None:
+        _finite(rel, "features", x, "node", start)
+    if y is None:
+        return
+    top = max(m.num_nodes, 1)
+    if y.size and (y.min() < -1 or y.max() >= top):
+        row = int(np.flatnonzero((y < -1) | (y >= top))[0])
+        raise PartitionError(f"{rel}: label {int(y[row])} at node {start + row} lies outside [-1, {top}) (class ids "
+                             f"are 0..C-1 with C at most the number of nodes; -1 is unlabelled)")
+    for attr, kind in (("train_mask", "training"), ("val_mask", "validation"), ("test_mask", "test")):
+        mask = arrays.get(attr)
+        if mask is not None and (mask & (y < 0)).any():
+            row = int(np.flatnonzero(mask & (y < 0))[0])
+            raise PartitionError(f"{rel}: node {start + row} is a {kind} node without a label (-1)")
+
+
+def load_part(path: str | os.PathLike, k: int, manifest: Manifest | None = None, *, checksums: bool = True) -> Part:
+    """Load part ``k`` of the partition at ``path`` (see :class:`Part` for the fields).
+
+    Every file is checked against the manifest's sha256 while it is read (``checksums=False``
+    skips that, not the value checks) and its values against the format (module docstring);
+    a failure raises :class:`PartitionError` naming the file.
+    """
     fs, root = open_fs(path)
     m = manifest or load_manifest(path)
     if not 0 <= k < m.num_parts:
         raise PartitionError(f"{os.fspath(path)}: part {k} does not exist (num_parts={m.num_parts})")
     info = m.parts[k]
     d = part_dir(k)
-    nodes = read_table(fs, root, f"{d}/{NODES}")
+    rel = f"{d}/{NODES}"
+    nodes = read_table(fs, root, rel, expect=_expected(m, rel, checksums))
     if nodes.num_rows != info.num_nodes:
-        raise PartitionError(f"{d}/{NODES}: {nodes.num_rows} rows, manifest says {info.num_nodes} (run verify)")
-    fields = {}
+        raise PartitionError(f"{rel}: {nodes.num_rows} rows, manifest says {info.num_nodes} (run verify)")
+    arrays = {}
     for attr, col in NODE_COLUMNS.items():
         spec = m.node_field(col)
         if spec is not None:
-            fields[attr] = _t(column_numpy(nodes, col, spec.shape, spec.dtype))
-    edge_index, eid, edge_attr = _edges(fs, root, m, f"{d}/{EDGES}", info.num_edges)
-    halo = read_table(fs, root, f"{d}/{HALO}")
+            arrays[attr] = column_numpy(nodes, col, spec.shape, spec.dtype)
+    _check_nodes(rel, m, info.node_start, arrays)
+    edge_index, eid, edge_attr = _edges(fs, root, m, f"{d}/{EDGES}", info.num_edges, checksums)
+    _in_range(f"{d}/{EDGES}", "target id", edge_index[1].numpy(), info.node_start, info.node_end)
+    rel = f"{d}/{HALO}"
+    halo = read_table(fs, root, rel, expect=_expected(m, rel, checksums))
+    halo_ids = column_numpy(halo, "id", dtype="int64")
+    halo_owner = column_numpy(halo, "owner", dtype="int64")
+    _in_range(rel, "halo id", halo_ids, 0, m.num_nodes)
+    _in_range(rel, "owner", halo_owner, 0, m.num_parts)
     if m.halo_hops > 1:
-        h_index, h_eid, h_attr = _edges(fs, root, m, f"{d}/{HALO_EDGES}", info.num_halo_edges)
+        h_index, h_eid, h_attr = _edges(fs, root, m, f"{d}/{HALO_EDGES}", info.num_halo_edges, checksums)
     else:
         h_index, h_eid, h_attr = torch.zeros(2, 0, dtype=torch.long), torch.zeros(0, dtype=torch.long), None
     return Part(
@@ -172,23 +291,24 @@ def load_part(path: str | os.PathLike, k: int, manifest: Manifest | None = None)
         in_degree=_t(column_numpy(nodes, "in_degree", dtype="int64")),
         out_degree=_t(column_numpy(nodes, "out_degree", dtype="int64")),
         edge_index=edge_index, eid=eid, edge_attr=edge_attr,
-        halo_ids=_t(column_numpy(halo, "id", dtype="int64")),
-        halo_owner=_t(column_numpy(halo, "owner", dtype="int64")),
+        halo_ids=_t(halo_ids), halo_owner=_t(halo_owner),
         halo_hop=_t(column_numpy(halo, "hop", dtype="int64")),
         halo_edge_index=h_index, halo_eid=h_eid, halo_edge_attr=h_attr,
-        **fields,
+        **{attr: _t(a) for attr, a in arrays.items()},
     )
 
 
-def load_nodes_map(path: str | os.PathLike, manifest: Manifest | None = None) -> np.ndarray:
-    """``new_to_old`` ``[N]`` int64: the original id of every new id."""
+def load_nodes_map(path: str | os.PathLike, manifest: Manifest | None = None, *, checksums: bool = True) -> np.ndarray:
+    """``new_to_old`` ``[N]`` int64: the original id of every new id (checked as :func:`load_part` does)."""
     fs, root = open_fs(path)
     m = manifest or load_manifest(path)
-    table = read_table(fs, root, NODES_MAP, columns=["id", "new_id"])
+    table = read_table(fs, root, NODES_MAP, columns=["id", "new_id"], expect=_expected(m, NODES_MAP, checksums))
     if table.num_rows != m.num_nodes:
         raise PartitionError(f"{NODES_MAP}: {table.num_rows} rows, manifest says {m.num_nodes} (run verify)")
+    new_id = column_numpy(table, "new_id", dtype="int64")
+    _in_range(NODES_MAP, "new id", new_id, 0, m.num_nodes)
     new_to_old = np.full(m.num_nodes, -1, dtype=np.int64)
-    new_to_old[column_numpy(table, "new_id", dtype="int64")] = column_numpy(table, "id", dtype="int64")
+    new_to_old[new_id] = column_numpy(table, "id", dtype="int64")
     return new_to_old
 
 

@@ -25,13 +25,13 @@ from typing import Iterator, Protocol, runtime_checkable
 import numpy as np
 
 from ..data.dataset import DataError, GraphData
+from ..data.tables import check_plausible_ids, default_features
 from .format import EDGE_COLUMNS, NODE_COLUMNS, FieldSpec
 from .storage import _first_line, open_fs
 
 log = logging.getLogger(__name__)
 
 DEFAULT_CHUNK_ROWS = 1 << 22
-_FEATURE_PREFIXES = ("feat_", "x_")
 
 
 @dataclass
@@ -131,10 +131,12 @@ class ParquetEdges:
     Args:
         path: a local path or pyarrow filesystem URI of a ``.parquet`` file.
         src, dst: the integer id columns; ids must lie in ``[0, num_nodes)``.
-        edge_features: ``None`` for every ``feat_*``/``x_*`` scalar column (none if there are
-            none), a list of scalar column names, or the name of one list column.
+        edge_features: ``None`` for the default columns (the ``feat_*``/``x_*`` scalar columns, or
+            the one list column named ``features``/``feat``/``x``/``feat_*``/``x_*``; none if there
+            are none), a list of scalar column names, or the name of one list column.
         num_nodes: ``N``; by default ``max id + 1``, taken from the row-group statistics (or
-            from one extra pass over the id columns when a file has none).
+            from one extra pass over the id columns when a file has none), which must be
+            plausible for the edge count (:func:`~distgnn.data.tables.plausible_num_nodes`).
     """
 
     def __init__(
@@ -173,6 +175,7 @@ class ParquetEdges:
             self.edge_fields = (FieldSpec(EDGE_COLUMNS["edge_attr"], "float32", (width,)),)
         hi = self._max_id()
         if num_nodes is None:
+            check_plausible_ids(hi, self.num_edges, lambda: self._locate(hi), self.path)
             num_nodes = hi + 1
         elif hi >= num_nodes:
             raise DataError(
@@ -180,9 +183,20 @@ class ParquetEdges:
             )
         self.num_nodes = int(num_nodes)
 
+    def _locate(self, value: int) -> tuple[str, int]:
+        """``(column, row)`` of the first occurrence of id ``value`` (for an error message)."""
+        for chunk in self._batches(1 << 22, check=False):
+            for name, ids in ((self.src_col, chunk.src), (self.dst_col, chunk.dst)):
+                rows = np.flatnonzero(ids == value)
+                if rows.size:
+                    return name, chunk.start + int(rows[0])
+        return self.src_col, -1
+
     def _feature_columns(self, schema, spec) -> tuple[list[str], bool]:
         import pyarrow as pa
 
+        if spec is None:
+            spec = default_features(schema, self.path, "edge_features")
         if isinstance(spec, str):
             if spec not in schema.names:
                 raise DataError(f"{self.path}: missing edge feature column {spec!r}")
@@ -190,7 +204,7 @@ class ParquetEdges:
             if not (pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t)):
                 raise DataError(f"{self.path}: edge feature column {spec!r} must be a list column, got {t}")
             return [spec], True
-        cols = list(spec) if spec is not None else [n for n in schema.names if n.startswith(_FEATURE_PREFIXES)]
+        cols = list(spec) if spec is not None else []
         for c in cols:
             if c not in schema.names:
                 raise DataError(f"{self.path}: missing edge feature column {c!r}")

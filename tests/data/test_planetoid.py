@@ -126,6 +126,51 @@ def test_unpickler_refuses_foreign_globals(tmp_path, monkeypatch, payload, forbi
     assert not (tmp_path / "PWNED").exists()
 
 
+def _csr_pickle(shape, data, indices, indptr) -> bytes:
+    """A pickle of a ``scipy.sparse`` CSR matrix with any declared state, written without SciPy."""
+    state = {"_shape": shape, "data": np.asarray(data, np.float32), "indices": np.asarray(indices, np.int32),
+             "indptr": np.asarray(indptr, np.int32), "maxprint": 50}
+    body = pickle.dumps(state, protocol=3)[2:-1]  # the dict, without PROTO and STOP
+    return b"\x80\x03cscipy.sparse._csr\ncsr_matrix\n)\x81" + body + b"b."
+
+
+@pytest.mark.parametrize("payload, match", [
+    pytest.param(_csr_pickle((1708, 58_548_009), [1.0], [0], [0] + [1] * 1708),
+                 r"declares a 1708 x 58548009 matrix \(1e\+11 cells", id="huge-shape"),
+    pytest.param(_csr_pickle((1708, 1433, 1), [1.0], [0], [0] + [1] * 1708), r"a CSR matrix without a valid 2-D shape",
+                 id="3d-shape"),
+    pytest.param(_csr_pickle((1708, -1), [1.0], [0], [0] + [1] * 1708), r"a CSR matrix without a valid 2-D shape",
+                 id="negative-shape"),
+    pytest.param(_csr_pickle((1708, 1433), [1.0], [0], [0, 1]), r"inconsistent CSR matrix \(indptr of 2 entries "
+                 r"for 1708 rows", id="short-indptr"),
+    pytest.param(_csr_pickle((1708, 1433), [1.0, 2.0], [0], [0] + [1] * 1708), r"inconsistent CSR matrix",
+                 id="data-indices-mismatch"),
+    pytest.param(_csr_pickle((1708, 1433), [1.0], [5000], [0] + [1] * 1708),
+                 r"a column index outside \[0, 1433\) in a 1708 x 1433 CSR matrix", id="index-beyond-columns"),
+])
+def test_a_tampered_matrix_is_refused_before_allocation(tmp_path, payload, match):
+    _copy_cora(tmp_path)
+    (tmp_path / "ind.cora.allx").write_bytes(payload)
+    with pytest.raises(DataError, match=rf"^ind\.cora\.allx: {match}"):
+        load_planetoid("cora", root=tmp_path)
+
+
+def test_tampered_test_ids_and_graph(tmp_path):
+    _copy_cora(tmp_path)
+    ids = (tmp_path / "ind.cora.test.index").read_text().split()
+    (tmp_path / "ind.cora.test.index").write_text("\n".join([str(10**12)] + ids[1:]) + "\n")
+    with pytest.raises(DataError, match=r"^ind\.cora\.test\.index: test node id 1000000000000 is beyond the "
+                                        r"graph's last node 2707; the file is corrupt$"):
+        load_planetoid("cora", root=tmp_path)
+    (tmp_path / "ind.cora.test.index").write_text("")
+    with pytest.raises(DataError, match=r"^ind\.cora\.test\.index: no test node ids"):
+        load_planetoid("cora", root=tmp_path)
+    _copy_cora(tmp_path)
+    (tmp_path / "ind.cora.graph").write_bytes(pickle.dumps({0: ["a"]}, protocol=2))
+    with pytest.raises(DataError, match=r"^ind\.cora\.graph: adjacency lists must map integer ids"):
+        load_planetoid("cora", root=tmp_path)
+
+
 def test_corrupted_pickle(tmp_path):
     _copy_cora(tmp_path)
     data = (tmp_path / "ind.cora.allx").read_bytes()

@@ -98,7 +98,23 @@ def test_optional_columns_absent(tmp_path):
 
 def test_null_labels_are_unlabelled(tmp_path):
     nodes = _nodes(tmp_path, label=pa.array([1, None, 2, None], pa.int32()))
-    assert load_edge_list(_edges(tmp_path), nodes).y.tolist() == [1, -1, 2, -1]
+    assert load_edge_list(_edges(tmp_path), nodes, masks=None).y.tolist() == [1, -1, 2, -1]
+    # an unlabelled node in a mask would be trained or scored on label -1
+    with pytest.raises(DataError, match=r"nodes\.parquet: y is -1 \(no label\) at node 1, which is in "):
+        load_edge_list(_edges(tmp_path), nodes)
+
+
+@pytest.mark.parametrize("name", ["features", "feat", "x", "feat_emb"])
+def test_one_list_column_named_like_features_is_taken(tmp_path, name):
+    nodes = _nodes(tmp_path, feat_0=None, feat_1=None, **{name: pa.array(FEATS, pa.list_(pa.float32()))})
+    assert torch.equal(load_edge_list(_edges(tmp_path), nodes).x, torch.tensor(FEATS))
+    edges = _edges(tmp_path, feat_w=None, features=pa.array([[1.0, 2.0]] * 5, pa.list_(pa.float64(), 2)))
+    assert load_edge_list(edges).edge_attr.shape == (5, 2)
+
+
+def test_a_sparse_id_is_taken_when_num_nodes_confirms_it(tmp_path):
+    edges = _edges(tmp_path, dst=pa.array([3, 7, 42, 10, 2**24]))
+    assert load_edge_list(edges, num_nodes=2**24 + 1).num_nodes == 2**24 + 1
 
 
 def test_without_node_table(tmp_path):
@@ -183,6 +199,16 @@ ERRORS = [
                  r"nodes\.parquet: num_nodes=5 but the node table has 4 rows", id="num-nodes-mismatch"),
     pytest.param(lambda tmp: (_edges(tmp), None, {"features": "emb"}),
                  r"edges\.parquet: features='emb' needs a node table", id="features-without-nodes"),
+    pytest.param(_bad_nodes(label=pa.array([1, 0, 4, 1])), r"nodes\.parquet: y has class id 4 but only 4 nodes",
+                 id="label-beyond-nodes"),
+    pytest.param(_bad_nodes(features=pa.array([[1.0], [2.0], [4.0], [5.0]])),
+                 r"nodes\.parquet: both a list column 'features' and scalar feature columns \(feat_0, feat_1\); "
+                 r"pass features=\.\.\. to choose", id="list-and-scalar-features"),
+    pytest.param(_bad_nodes(feat_0=None, feat_1=None, x=pa.array([[1.0]] * 4), feat=pa.array([[2.0]] * 4)),
+                 r"nodes\.parquet: several list columns could hold the features \(x, feat\)", id="two-list-features"),
+    pytest.param(lambda tmp: (_edges(tmp, dst=pa.array([3, 7, 42, 10, 2**40])), None, {}),
+                 r"edges\.parquet: node id 1099511627776 \(column 'dst', row 4\) but only 5 edges, which name at "
+                 r"most 10 distinct nodes", id="implausible-id"),
 ]
 
 

@@ -14,12 +14,12 @@ def make_graph(src, dst, n, *, features=3, edge_features=0, seed=0, name="tiny")
     g = torch.Generator().manual_seed(seed)
     ei = torch.tensor([list(src), list(dst)], dtype=torch.long).reshape(2, -1)
     y = torch.randint(0, 3, (n,), generator=g)
-    y[::5] = -1  # some unlabelled nodes
+    y[::5] = -1  # some unlabelled nodes, in no mask
     train = torch.rand(n, generator=g) < 0.5
     return GraphData(
         edge_index=ei, num_nodes=n,
         x=torch.randn(n, features, generator=g) if features else None,
-        y=y, train_mask=train, val_mask=~train, test_mask=torch.zeros(n, dtype=torch.bool),
+        y=y, train_mask=train & (y >= 0), val_mask=~train & (y >= 0), test_mask=torch.zeros(n, dtype=torch.bool),
         edge_attr=torch.randn(ei.shape[1], edge_features, generator=g) if edge_features else None,
         name=name,
     )

@@ -239,6 +239,10 @@ def test_parquet_edges_without_statistics_and_with_list_features(tmp_path):
     pytest.param({"a": [0, 1], "dst": [1, 0]}, {}, "missing id column 'src'", id="no-src-column"),
     pytest.param({"src": [0.5, 1.0], "dst": [1, 0]}, {}, "must hold integer node ids", id="float-ids"),
     pytest.param({"src": [0, None], "dst": [1, 0]}, {}, "missing node id", id="null-id"),
+    pytest.param({"src": [0, 1, 2], "dst": [1, 2**40, 0]}, {}, r"node id 1099511627776 \(column 'dst', row 1\) but "
+                 r"only 3 edges", id="implausible-id"),
+    pytest.param({"src": [0, 1], "dst": [1, 0], "features": [[1.0], [2.0]], "feat_a": [1.0, 2.0]}, {},
+                 r"both a list column 'features' and scalar feature columns \(feat_a\)", id="ambiguous-features"),
 ])
 def test_parquet_edges_bad_files(table, kwargs, match, tmp_path):
     from distgnn.data.dataset import DataError
@@ -248,6 +252,54 @@ def test_parquet_edges_bad_files(table, kwargs, match, tmp_path):
     with pytest.raises(DataError, match=match):
         for _ in ParquetEdges(path, **kwargs).chunks(1):
             pass
+
+
+def test_parquet_edges_take_a_list_column_named_features(tmp_path):
+    path = tmp_path / "e.parquet"
+    pq.write_table(pa.table({"src": [0, 1], "dst": [1, 0], "features": [[1.0, 2.0], [3.0, 4.0]]}), path)
+    src = ParquetEdges(path)
+    assert src.edge_fields[0].shape == (2,)
+    assert np.array_equal(next(iter(src.chunks())).attr, np.array([[1.0, 2.0], [3.0, 4.0]], np.float32))
+
+
+def _graph_input(**columns):
+    from distgnn.partition.sources import GraphEdges, GraphInput
+
+    g = make_graph([0, 1, 2], [1, 2, 3], 4)
+    base = {"features": g.x.numpy().copy(), "label": np.array([0, 1, 0, 1]),
+            "train_mask": np.array([True, True, False, False])}
+    base.update(columns)
+    return GraphInput(GraphEdges(g), {k: v for k, v in base.items() if v is not None}, "gi")
+
+
+@pytest.mark.parametrize("columns, match", [
+    pytest.param({"features": np.array([[0.0, 1, 2], [np.inf, 0, 0], [0, 0, 0], [0, 0, 0]])},
+                 r"^gi: features have NaN or infinite values \(first at node 1\)$", id="inf-features"),
+    pytest.param({"label": np.array([0, 1, 0, 4])}, r"^gi: label 4 at node 3 lies outside \[-1, 4\)", id="label-range"),
+    pytest.param({"label": np.array([0.0, 1, 0, 1])}, r"^gi: labels must be integer class ids, got float64",
+                 id="label-float"),
+    pytest.param({"label": np.array([0, -1, 0, 1])}, r"^gi: node 1 is in train_mask but has no label \(-1\)$",
+                 id="masked-unlabelled"),
+    pytest.param({"train_mask": np.array([True, False])}, r"^gi: node column 'train_mask' has 2 rows, the graph has 4",
+                 id="short-column"),
+])
+def test_graph_input_values_are_checked(columns, match, tmp_path):
+    from distgnn.data.dataset import DataError
+
+    with pytest.raises(DataError, match=match):
+        partition(_graph_input(**columns), 2, tmp_path / "out", method="range")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_graph_larger_than_memory_is_refused_before_allocating(tmp_path, monkeypatch):
+    from distgnn.partition import pipeline
+
+    monkeypatch.setattr(pipeline, "_physical_memory", lambda: 1000 * 49 - 1)
+    with pytest.raises(PartitionError, match=r"^tiny: 1000 nodes need about 0\.0 GiB of memory to partition, more than "
+                                             r"this machine's 0\.0 GiB \(is the node count right"):
+        partition(make_graph([0, 1], [1, 2], 1000), 2, tmp_path / "out", method="range")
+    monkeypatch.setattr(pipeline, "_physical_memory", lambda: 1000 * 49)
+    partition(make_graph([0, 1], [1, 2], 1000), 2, tmp_path / "out", method="range")
 
 
 def test_more_than_eight_parts(small_sbm, tmp_path):

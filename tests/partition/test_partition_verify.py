@@ -210,9 +210,15 @@ def test_existing_non_empty_output_is_refused(tmp_path):
     with pytest.raises(PartitionError, match="output directory exists and is not empty"):
         partition(g, 2, tmp_path / "out")
     assert os.listdir(tmp_path / "out") == ["keep.txt"] and sorted(os.listdir(tmp_path)) == ["out"]
+    # --overwrite replaces partitions only: a directory without a manifest is never deleted
+    with pytest.raises(PartitionError, match="refusing to overwrite a directory that is not a distgnn partition"):
+        partition(g, 2, tmp_path / "out", overwrite=True)
+    assert os.listdir(tmp_path / "out") == ["keep.txt"] and sorted(os.listdir(tmp_path)) == ["out"]
+    (tmp_path / "out" / "keep.txt").unlink()
+    partition(g, 1, tmp_path / "out")
     partition(g, 2, tmp_path / "out", overwrite=True)
-    assert "keep.txt" not in os.listdir(tmp_path / "out")
     verify(tmp_path / "out")
+    assert load_manifest(tmp_path / "out").num_parts == 2
     assert sorted(os.listdir(tmp_path)) == ["out"]  # the old copy is gone too
 
 
