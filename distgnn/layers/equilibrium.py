@@ -233,62 +233,77 @@ class EquilibriumAggregation(nn.Module):
         y = rows.new_zeros((groups,) + batch_shape + (self.out_channels,))  # (G, *B, C)
         if self.grad_iter == 0 or groups == 0:
             return y
-        f = self.in_channels
-        first = self.lins[0] if self.hidden else self.out
-        weight = torch.cat([first.weight] + [r.weight for r in self.res])  # (Σ, F + C): inp-projections
-        bias = torch.cat([first.bias] + [r.bias for r in self.res])  # (Σ,)
-        w_x, w_y = weight[:, :f], weight[:, f:]  # (Σ, F), (Σ, C)
-        px = torch.addmm(bias, rows.reshape(-1, f), w_x.t()).view(rows.shape[:-1] + (bias.numel(),))  # (E, *B, Σ)
-        count = torch.bincount(index, minlength=groups).clamp(min=1).to(rows.dtype)  # (G,)
-        wgt = (1.0 / count).index_select(0, index)  # (E,): d energy / d F(x_i, y_g) = 1 / |g|
-        wgt = wgt.view((-1,) + (1,) * (rows.dim() - 1))  # (E, *1, 1)
+        f, num = self.in_channels, len(self.hidden)
+        count = torch.bincount(index, minlength=groups).to(rows.dtype)  # (G,)
+        # The output layer and the residual projections of the last block see a constant
+        # d F / d(their input), so their part of grad_y is sum_{i in g} 1/|g| * const = const for
+        # every non-empty group: no per-row work.
+        if num == 0:  # F = out([x || y]) + res_out([x || y]) is linear in y
+            const = self.out.weight[:, f:] + self.res[0].weight[:, f:]  # (1, C)
+        else:
+            const = self.out.weight @ self.res[num - 1].weight[:, f:] + self.res[num].weight[:, f:]  # (1, C)
+        const = (count > 0).to(rows.dtype).unsqueeze(1) * const  # (G, C)
+        const = const.view((groups,) + (1,) * len(batch_shape) + (self.out_channels,))  # (G, *1, C)
+        if num:
+            # the y-dependent projections of [x_i || y_g]: the first layer and the residuals of
+            # blocks 0 .. L-2; their x-part is computed once here
+            proj = [self.lins[0]] + [self.res[k] for k in range(num - 1)]
+            weight = torch.cat([m.weight for m in proj])  # (Σ, F + C)
+            bias = torch.cat([m.bias for m in proj])  # (Σ,)
+            w_x, w_y = weight[:, :f], weight[:, f:]  # (Σ, F), (Σ, C)
+            px = torch.addmm(bias, rows.reshape(-1, f), w_x.t()).view(rows.shape[:-1] + (bias.numel(),))  # (E, *B, Σ)
+            wgt = (1.0 / count.clamp(min=1)).index_select(0, index)  # (E,): d energy / d F(x_i, y_g) = 1 / |g|
+            wgt = wgt.view((-1,) + (1,) * (rows.dim() - 1))  # (E, *1, 1)
         rate = F.softplus(self.raw_rate)
         momentum = torch.sigmoid(self.raw_momentum)
         reg = 2.0 * F.softplus(self.lamb) / total  # d R / d y_g = reg * y_g
         velocity = None
         for step in range(self.grad_iter):
-            grad = self._energy_grad(px, y if step else None, index, wgt, w_y, groups) + reg * y  # (G, *B, C)
+            grad = const + reg * y  # (G, *B, C)
+            if num:
+                grad = grad + self._energy_grad(px, y if step else None, index, wgt, w_y, groups)
             velocity = -rate * grad if velocity is None else momentum * velocity - rate * grad
             y = y + velocity
         return y
 
     def _energy_grad(self, px: Tensor, y: Tensor | None, index: Tensor, wgt: Tensor, w_y: Tensor, groups: int) -> Tensor:
-        """``d/dy sum_g mean_{i in g} F(x_i, y_g)`` in closed form, ``[G, *B, C]``.
+        """The y-dependent part of ``d/dy sum_g mean_{i in g} F(x_i, y_g)``, ``[G, *B, C]``: an
+        explicit backward pass through the hidden blocks.
 
-        ``px`` holds the projections of ``[x_i || 0]`` (first layer, then every residual);
-        ``y = None`` means ``y = 0`` (the first step).
+        ``px [E, *B, Σ]`` holds the projections of ``[x_i || 0]`` by the first layer and the
+        residuals of blocks ``0 .. L-2`` (``w_y`` their y-columns); ``y = None`` means ``y = 0``.
         """
-        pre = px if y is None else px + (y @ w_y.t()).index_select(0, index)  # (E, *B, Σ)
         num = len(self.hidden)
-        if num == 0:  # F = out([x || y]) + res_out([x || y])
-            dpre = wgt.expand(pre.shape[:-1] + (2,))  # (E, *B, 2)
-        else:
-            parts = pre.split([self.hidden[0]] + self.hidden + [1], dim=-1)  # first layer, residuals, out-residual
-            a = parts[0]  # (E, *B, h_1)
-            saved = []
-            h = a
-            for k in range(num):
-                if k:
-                    a = F.linear(h, self.lins[k].weight, self.lins[k].bias)  # (E, *B, h_k)
-                norm = self.norms[k]
-                mu = a.mean(-1, keepdim=True)
-                ac = a - mu
-                r = torch.rsqrt(ac.square().mean(-1, keepdim=True) + norm.eps)  # (E, *B, 1)
-                n = ac * r  # (E, *B, h_k)
-                t = torch.tanh(torch.addcmul(norm.bias, n, norm.weight))  # (E, *B, h_k)
+        sizes = [self.hidden[0]] + self.hidden[:-1]
+        pre = px if y is None else px + (y @ w_y.t()).index_select(0, index)  # (E, *B, Σ)
+        parts = pre.split(sizes, dim=-1)  # the first layer's input, then the residuals of blocks 0 .. L-2
+        a, saved = parts[0], []
+        for k in range(num):
+            if k:
+                a = F.linear(h, self.lins[k].weight, self.lins[k].bias)  # (E, *B, h_k)
+            norm = self.norms[k]
+            ac = a - a.mean(-1, keepdim=True)
+            r = torch.rsqrt(ac.square().mean(-1, keepdim=True) + norm.eps)  # (E, *B, 1)
+            n = ac * r  # (E, *B, h_k)
+            t = torch.tanh(torch.addcmul(norm.bias, n, norm.weight))  # (E, *B, h_k)
+            saved.append((n, r, t))
+            if k < num - 1:
                 h = t + parts[1 + k]  # (E, *B, h_k): block output plus its residual
-                saved.append((n, r, t))
-            dh = (wgt * self.out.weight.view(-1)).expand(h.shape)  # (E, *B, h_L): d F / d h_L, weighted by 1/|g|
-            dres = [None] * num
-            for k in reversed(range(num)):
-                n, r, t = saved[k]
-                dres[k] = dh  # the residual Linear_k receives d/dh_k unchanged
-                dn = dh * (1.0 - t.square()) * self.norms[k].weight  # (E, *B, h_k)
-                da = r * (dn - dn.mean(-1, keepdim=True) - n * (dn * n).mean(-1, keepdim=True))  # LayerNorm backward
-                dh = da @ self.lins[k].weight if k else da  # (E, *B, h_{k-1}); at k = 0 d/d(first layer)
-            dpre = torch.cat([dh] + dres + [wgt.expand(dh.shape[:-1] + (1,))], dim=-1)  # (E, *B, Σ)
-        per_group = dpre.new_zeros((groups,) + tuple(dpre.shape[1:])).index_add(0, index, dpre)  # (G, *B, Σ)
-        return per_group @ w_y  # (G, *B, C)
+        dh = wgt * self.out.weight.view(-1)  # (E, *1, h_L): d F / d h_L, weighted by 1 / |g|
+        dres = []  # d/d(residual k) = d/dh_k, for k = L-2 .. 0
+        for k in reversed(range(num)):
+            n, r, t = saved[k]
+            if k < num - 1:
+                dres.append(dh)
+            dn = dh * (1.0 - t.square()) * self.norms[k].weight  # (E, *B, h_k)
+            da = r * (dn - dn.mean(-1, keepdim=True) - n * (dn * n).mean(-1, keepdim=True))  # LayerNorm backward
+            dh = da @ self.lins[k].weight if k else da  # (E, *B, h_{k-1}); at k = 0: d/d(first layer)
+        w_parts = w_y.split(sizes, dim=0)
+        out = None
+        for d, w in zip([dh] + dres[::-1], w_parts):
+            per_group = d.new_zeros((groups,) + tuple(d.shape[1:])).index_add(0, index, d)  # (G, *B, s)
+            out = per_group @ w if out is None else out + per_group @ w  # (G, *B, C)
+        return out
 
     def extra_repr(self) -> str:
         return (
