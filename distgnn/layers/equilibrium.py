@@ -62,9 +62,10 @@ class EquilibriumAggregation(nn.Module):
     The gradient ``grad_y`` of the energy is computed in closed form (an explicit backward pass
     through the potential, written with ordinary differentiable tensor operations), not with
     ``torch.autograd.grad``: the same numbers, no nested autograd inside ``forward`` (so it also
-    works under ``torch.no_grad`` / ``inference_mode``), and the projections of ``x`` in the
-    first layer and in the residuals, which do not depend on ``y``, are computed once instead of
-    once per step. ``tests/layers/test_equilibrium.py`` checks the closed form against autograd.
+    works under ``torch.no_grad`` / ``inference_mode``), the projections of ``x`` by the first
+    layer and the residuals, which do not depend on ``y``, are computed once instead of once per
+    step, and the terms of the output layer and of the last block's residual, whose gradient is
+    the same for every row, cost nothing per row. ``tests/layers/test_equilibrium.py`` checks the closed form against autograd.
     It is also exact to any order: the output's second derivative (``gradgradcheck``) needs the
     third derivative of the LayerNorm, which torch's fused ``layer_norm`` gets wrong (its double
     backward treats the saved mean and inverse deviation as constants, pytorch/pytorch#175754),
@@ -85,6 +86,11 @@ class EquilibriumAggregation(nn.Module):
     :func:`groups_over`): ``G`` is then the number of groups of all parts (one all-reduce), so
     each part's rows equal those of the whole graph; each group must live on one part (as the
     target nodes of a message-passing layer do).
+
+    Deviation from the spec (``layers.md``), where the reference's numbers win: the final
+    ``Linear`` to one number also gets its residual projection ``Linear_out([x_i || y_g])``, as in
+    the reference (the spec's wording gives residual projections to the hidden blocks only); with
+    ``num_layers=[]`` the potential is ``Linear([x_i || y_g]) + Linear_out([x_i || y_g])``.
 
     Deviations from the reference (torch-geometric 2.8.1 ``EquilibriumAggregation``), whose
     numbers this layer reproduces otherwise (``tests/layers/test_pyg_fixtures.py``):
@@ -167,6 +173,11 @@ class EquilibriumAggregation(nn.Module):
         *,
         graph: Graph | None = None,
     ) -> Tensor:
+        """The output ``[G, C]`` (``[*, G, *B, C]``) of every group; see the class docstring.
+
+        ``graph``: a partitioned graph makes the regulariser's group count global (one
+        all-reduce); a whole graph changes nothing.
+        """
         if isinstance(ptr, int) and not isinstance(ptr, bool):  # f(messages, index, num_nodes)
             if dim_size is not None:
                 raise GraphError("EquilibriumAggregation: give the number of groups once (dim_size), not also as ptr")

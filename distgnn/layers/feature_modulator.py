@@ -49,6 +49,8 @@ class FeatureModulator(nn.Module):
     >>> ContinuousConv(edge_dim=3, channels=8)(x, edge_index, e).shape
     torch.Size([4, 8])
 
+    Reference: the spec alone (``layers.md``; no reference implementation to compare with).
+
     Args:
         edge_dim: size ``S`` of the edge features.
         node_dim: size of the produced weights (the width of the features they modulate; for

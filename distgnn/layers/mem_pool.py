@@ -80,6 +80,8 @@ class MemPooling(nn.Module):
     a loss computed from them on every part counts ``num_parts`` times when the parts' gradients
     are summed, so scale it by ``1 / num_parts`` (or compute it on one part only).
 
+    Deviation from the spec (``layers.md``): none; the spec and the reference agree.
+
     Deviations from the reference (torch-geometric 2.8.1 ``MemPooling``), whose numbers this
     layer reproduces otherwise (``tests/layers/test_pyg_fixtures.py``):
 
