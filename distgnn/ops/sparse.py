@@ -4,6 +4,20 @@ Aggregating ``sum_{j -> i} w_ji x_j`` with ``index_select`` + ``index_add`` move
 through memory twice; a CSR sparse-dense product does the same sum in one pass. On 2 cores, 100k
 nodes, 2M edges, 64 features (fwd+bwd) the product is ~13x faster (``benchmarks/ops.py``). Its
 backward needs ``A^T``, so :class:`CSR` keeps both orientations, built once per graph.
+
+Derivatives: :func:`spmm` is differentiable to any order in both the edge values and the dense
+input, and every derivative is exact — with duplicate edges (each copy keeps its own value and its
+own gradient), unsorted edges, self-loops, per-head values ``[E, H]`` and empty graphs. The
+forward and the first backward are CSR products (``torch.sparse.mm``); the backward is written
+with differentiable operations only, so autograd can differentiate it again:
+
+* ``dL/dx = A^T grad`` is :func:`spmm` itself on the transposed view (:meth:`CSR.t`), with the same
+  edge values;
+* ``dL/dvalues[e] = <grad[dst_e], x[src_e]>`` is :func:`sddmm`, gathers and a product in edge order.
+
+Nothing builds a sparse tensor that autograd would have to differentiate (its constructor's
+gradient merges duplicate entries, which is why the previous version raised, or was wrong, at
+second order).
 """
 from __future__ import annotations
 
@@ -27,7 +41,9 @@ class CSR:
         crow [num_rows + 1], col [E]: rows = targets, columns = sources, sorted by row (stable)
         perm [E]: CSR position k holds edge ``perm[k]``
         row [E]: target of each CSR position (for the value gradient)
-        crow_t [num_cols + 1], col_t [E], perm_t [E]: the same for ``A^T``
+        crow_t [num_cols + 1], col_t [E], perm_t [E], row_t [E]: the same for ``A^T``
+
+    :meth:`t` is the view of ``A^T`` (the two orientations swapped); it shares every tensor.
     """
 
     num_rows: int
@@ -39,6 +55,7 @@ class CSR:
     crow_t: Tensor
     col_t: Tensor
     perm_t: Tensor
+    row_t: Tensor
 
     @classmethod
     def from_edges(cls, src: Tensor, dst: Tensor, num_rows: int, num_cols: int) -> "CSR":
@@ -54,22 +71,36 @@ class CSR:
             crow_t=_compress(src, num_cols),
             col_t=dst[perm_t],
             perm_t=perm_t,
+            row_t=src[perm_t],
         )
 
     @property
     def num_edges(self) -> int:
         return int(self.col.numel())
 
+    def t(self) -> "CSR":
+        """The CSR of ``A^T [num_cols, num_rows]`` (edge ``e``: ``dst_e -> src_e``), same edge order."""
+        return CSR(
+            num_rows=self.num_cols,
+            num_cols=self.num_rows,
+            crow=self.crow_t,
+            col=self.col_t,
+            perm=self.perm_t,
+            row=self.row_t,
+            crow_t=self.crow,
+            col_t=self.col,
+            perm_t=self.perm,
+            row_t=self.row,
+        )
+
     def matrix(self, values: Tensor, transpose: bool = False) -> Tensor:
-        """The sparse CSR tensor with ``values`` given in edge order."""
-        if transpose:
-            crow, col, perm, size = self.crow_t, self.col_t, self.perm_t, (self.num_cols, self.num_rows)
-        else:
-            crow, col, perm, size = self.crow, self.col, self.perm, (self.num_rows, self.num_cols)
+        """The sparse CSR tensor with ``values [E]`` given in edge order (not for autograd: its
+        constructor's gradient merges duplicate entries; use :func:`spmm`)."""
+        csr = self.t() if transpose else self
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*Sparse CSR tensor support is in beta.*")
             return torch.sparse_csr_tensor(
-                crow, col, values.index_select(0, perm), size, check_invariants=False
+                csr.crow, csr.col, values.index_select(0, csr.perm), (csr.num_rows, csr.num_cols), check_invariants=False
             )
 
 
@@ -80,17 +111,19 @@ def _compress(index: Tensor, n: int) -> Tensor:
 
 
 class _SpMM(torch.autograd.Function):
-    """``out = A(values) @ x`` with gradients for ``values`` and ``x``.
+    """``out = A(values) @ x`` with gradients for ``values`` and ``x``, themselves differentiable.
 
     ``values [E]`` with ``x [num_cols, K]`` -> ``[num_rows, K]``; or one matrix per head,
     ``values [E, H]`` with ``x [num_cols, H, K]`` -> ``[num_rows, H, K]`` (attention).
+    The backward is ``_SpMM`` on ``csr.t()`` (for ``x``) and :func:`sddmm` (for ``values``): under
+    ``create_graph=True`` autograd records both, so every higher derivative is exact too.
     """
 
     @staticmethod
     def forward(ctx, values: Tensor, x: Tensor, csr: CSR) -> Tensor:
         ctx.csr = csr
         ctx.save_for_backward(values, x)
-        return _products(csr, values, x, transpose=False)  # (R, K) or (R, H, K)
+        return _products(csr, values, x)  # (R, K) or (R, H, K)
 
     @staticmethod
     def backward(ctx, grad: Tensor):
@@ -99,39 +132,49 @@ class _SpMM(torch.autograd.Function):
         grad = grad.contiguous()
         grad_values = grad_x = None
         if ctx.needs_input_grad[1]:
-            grad_x = _products(csr, values, grad, transpose=True)  # (C, K) or (C, H, K)
+            grad_x = _SpMM.apply(values, grad, csr.t())  # (C, K) or (C, H, K): A^T grad
         if ctx.needs_input_grad[0]:
-            grad_values = _sddmm(csr, grad, x)  # (E,) or (E, H)
+            grad_values = sddmm(csr, grad, x)  # (E,) or (E, H)
         return grad_values, grad_x, None
 
 
-def _products(csr: CSR, values: Tensor, x: Tensor, transpose: bool) -> Tensor:
+def _products(csr: CSR, values: Tensor, x: Tensor) -> Tensor:
     if values.dim() == 1:
-        return torch.sparse.mm(csr.matrix(values, transpose), x)
+        return torch.sparse.mm(csr.matrix(values), x)
     xh = x.transpose(0, 1).contiguous()  # (H, C, K): one contiguous block per head
-    out = [torch.sparse.mm(csr.matrix(values[:, h], transpose), xh[h]) for h in range(values.shape[1])]
+    out = [torch.sparse.mm(csr.matrix(values[:, h]), xh[h]) for h in range(values.shape[1])]
     return torch.stack(out, dim=1)  # (R, H, K)
 
 
-def _sddmm(csr: CSR, a: Tensor, b: Tensor) -> Tensor:
-    """``out[e] = <a[dst_e], b[src_e]>`` over the last dim (``[E]``, or ``[E, H]`` for
-    ``[*, H, K]`` inputs) in edge order, in chunks to bound memory."""
-    out_csr = a.new_empty((csr.num_edges,) + tuple(a.shape[1:-1]))
-    for s in range(0, csr.num_edges, _SDDMM_CHUNK):
+def sddmm(csr: CSR, a: Tensor, b: Tensor) -> Tensor:
+    """``out[e] = <a[dst_e], b[src_e]>`` over the last dim, in edge order; differentiable.
+
+    ``a [num_rows, K]``, ``b [num_cols, K]`` -> ``[E]``; or ``a [num_rows, H, K]``,
+    ``b [num_cols, H, K]`` -> ``[E, H]``. Gathers run in CSR order (rows of ``a`` read in
+    sequence), in chunks of ``2^18`` edges to bound memory, and the result is placed in edge
+    order with one ``index_copy``; all of it is ordinary autograd, so it can be differentiated
+    again (its derivatives are :func:`spmm`-like sums, duplicate edges included).
+    """
+    chunks = []
+    for s in range(0, max(csr.num_edges, 1), _SDDMM_CHUNK):  # one (empty) chunk for no edge
         rows = csr.row[s : s + _SDDMM_CHUNK]
         cols = csr.col[s : s + _SDDMM_CHUNK]
-        out_csr[s : s + _SDDMM_CHUNK] = (a.index_select(0, rows) * b.index_select(0, cols)).sum(-1)
-    out = torch.empty_like(out_csr)
-    out[csr.perm] = out_csr
-    return out
+        chunks.append((a.index_select(0, rows) * b.index_select(0, cols)).sum(-1))  # (chunk,) or (chunk, H)
+    out_csr = chunks[0] if len(chunks) == 1 else torch.cat(chunks)  # (E,) or (E, H), CSR order
+    return out_csr.new_empty(out_csr.shape).index_copy(0, csr.perm, out_csr)  # edge order
 
 
 def spmm(csr: CSR, values: Tensor | None, x: Tensor) -> Tensor:
     """``out[i] = sum_{e: j -> i} values[e] * x[j]`` for ``x [num_cols, *]`` -> ``[num_rows, *]``.
 
     ``values`` is ``[E]`` in edge order (``None`` means all ones), or ``[E, *h]``: one matrix per
-    head for ``x [num_cols, *h, K]`` (``out[i, h] = sum_e values[e, h] * x[j, h]``). Differentiable
-    in both.
+    head for ``x [num_cols, *h, K]`` (``out[i, h] = sum_e values[e, h] * x[j, h]``).
+    Differentiable in both, to any order, exactly (see the module docstring); duplicate edges are
+    separate terms with separate value gradients.
+
+    Shapes:
+        values ``[E]`` or ``None``, x ``[num_cols, *]`` -> ``[num_rows, *]``;
+        values ``[E, *h]``, x ``[num_cols, *h, K]`` -> ``[num_rows, *h, K]``.
     """
     if values is not None and values.dim() > 1:
         return _spmm_heads(csr, values, x)
