@@ -178,6 +178,7 @@ def test_kl_loss_matches_reference_with_padding_and_an_empty_graph():
     torch.testing.assert_close(MemPooling.kl_loss(flat), torch.zeros((), dtype=D), rtol=0, atol=1e-15)
 
 
+@pytest.mark.slow
 def test_gradcheck_and_gradgradcheck_float64():
     m = _pool(2, 2, 2, 2, tau=0.7)
     names = [n for n, _ in m.named_parameters()]
