@@ -28,6 +28,15 @@ def _inv_pow(deg: Tensor, p: float) -> Tensor:
     return out.masked_fill_(deg == 0, 0.0)
 
 
+def _cat_edges(*weights: Tensor) -> Tensor:
+    """``torch.cat`` of edge weights ``[E_k, *]`` along the edges, with every piece kept in the
+    autograd graph even when it is empty: ``torch.cat``'s backward drops a 1-D empty input, so on
+    a part with no edges the first derivative w.r.t. its (empty) weights would not depend on the
+    halo exchange the other parts' do, and a second derivative would leave that part out of a
+    collective the others make."""
+    return torch.cat([w.unsqueeze(-1) for w in weights]).squeeze(-1)  # (sum E_k, *)
+
+
 def _loop_free(g: Graph) -> tuple[Graph, Tensor]:
     """``(g without its self-loops, keep mask [E])``, cached on ``g``."""
 
@@ -64,7 +73,7 @@ def add_self_loops(
     g2, keep = g.cached("remaining_self_loops", build)
     if edge_weight is None:
         return g2, None
-    w = torch.cat([edge_weight[keep], edge_weight.new_full((g.num_nodes,), fill_value)])
+    w = _cat_edges(edge_weight[keep], edge_weight.new_full((g.num_nodes,), fill_value))  # (E' + N,)
     return g2, w
 
 
@@ -85,7 +94,10 @@ def _scaled(g: Graph, edge_weight: Tensor | None, dtype: torch.dtype, p_src: flo
     src, dst = g.edge_index
     w = _inv_pow(deg, p_dst).index_select(0, dst)  # (E,)
     if p_src:
-        w = w * g.gather_src(_inv_pow(deg, p_src)).index_select(0, src)
+        # gathered as [N, 1] rows: a 1-D empty halo would drop out of torch.cat's backward, and
+        # with it this part from the halo exchanges of a second derivative (see _cat_edges)
+        inv_src = g.gather_src(_inv_pow(deg, p_src).unsqueeze(-1)).squeeze(-1)  # (N_src,)
+        w = w * inv_src.index_select(0, src)
     return w if edge_weight is None else w * edge_weight
 
 
@@ -153,7 +165,7 @@ def scaled_laplacian(
     sym = sym_norm(g, edge_weight, dtype=dtype)
     scale = 2.0 / float(lambda_max)
     diag = sym.new_full((g.num_nodes,), scale - 1.0)
-    return append_self_loops(g), torch.cat([-scale * sym, diag])
+    return append_self_loops(g), _cat_edges(-scale * sym, diag)  # (E + N,)
 
 
 def estimate_lambda_max(

@@ -62,3 +62,52 @@ def test_remove_self_loops_keeps_order_and_weights():
     ei = torch.tensor([[0, 1, 1, 2], [0, 2, 1, 0]])
     g, w = ops.remove_self_loops(ei, torch.tensor([1.0, 2.0, 3.0, 4.0]))
     assert g.edge_index.tolist() == [[1, 2], [2, 0]] and w.tolist() == [2.0, 4.0]
+
+
+class _Spy(torch.autograd.Function):
+    """Identity that records, in its backward, whether the incoming gradient is in the graph."""
+
+    @staticmethod
+    def forward(ctx, x, seen):
+        ctx.seen = seen
+        return x.clone()
+
+    @staticmethod
+    def backward(ctx, grad):
+        ctx.seen.append(grad.requires_grad)
+        return _Spy.apply(grad, ctx.seen), None
+
+
+class _NoHalo:
+    """The exchange of a part without halo rows: gathers zero rows, through :class:`_Spy`."""
+
+    def __init__(self):
+        self.seen = []
+
+    def gather(self, x):
+        return _Spy.apply(x[:0], self.seen)  # (0, *)
+
+    def scatter(self, y):
+        return y.new_zeros((0,) + tuple(y.shape[1:]))
+
+    def all_reduce(self, t):
+        return t
+
+
+@pytest.mark.parametrize("norm", ["gcn_norm", "sym_norm", "scaled_laplacian"])
+def test_second_order_keeps_empty_pieces_in_the_graph(norm):
+    """On a part with no edge of its own and no halo, the first derivative w.r.t. its (empty) edge
+    weights and the gradient its exchange receives stay in the autograd graph (``torch.cat`` drops
+    a 1-D empty input from its backward): a second derivative then runs the same halo exchanges
+    on every part, or a part would leave the others waiting in a collective."""
+    from distgnn.graph import PartitionedGraph
+
+    ex = _NoHalo()
+    g = PartitionedGraph(torch.empty(2, 0, dtype=torch.long), 2, 0, ex)
+    w = torch.empty(0, dtype=torch.float64, requires_grad=True)
+    out = getattr(ops, norm)(g, w, **({} if norm == "scaled_laplacian" else {"dtype": torch.float64}))
+    weights = out[1] if isinstance(out, tuple) else out
+    loss = (weights * torch.arange(1.0, weights.numel() + 1, dtype=torch.float64)).sum()
+    (gw,) = torch.autograd.grad(loss, w, create_graph=True)
+    assert gw.grad_fn is not None, "the first derivative w.r.t. empty weights left the graph"
+    assert ex.seen and all(ex.seen), "the exchange's backward got a gradient outside the graph"
