@@ -26,6 +26,14 @@ collective at all (decided at construction, identically on every rank).
 
 Every rank must call the same operations in the same order with rows of the same trailing
 shape and dtype (as the layers do: they run the same code on every part).
+
+Derivatives of every order are exact: each backward applies the same autograd function on the
+adjoint plan, so under ``create_graph=True`` the exchanges of the backward are recorded and a
+second derivative runs them again (collectively) on their adjoints. A double backward, like the
+backward, needs every rank to reach the same exchanges: a rank whose first-order gradient left
+the autograd graph would skip one. ``torch.cat``'s backward drops a 1-D empty input, so 1-D rows
+that a rank may have none of (per-node scalars on a rank without halo, per-edge weights on a
+rank without edges) are exchanged or concatenated as ``[n, 1]`` (as :mod:`distgnn.ops` does).
 """
 from __future__ import annotations
 
@@ -120,7 +128,8 @@ def _all_to_all(plan: ExchangePlan, x: Tensor, group, counter: _Counter) -> Tens
 
 
 class _ExchangeFn(torch.autograd.Function):
-    """Differentiable :func:`_all_to_all`; the backward is the same function on the adjoint plan."""
+    """Differentiable :func:`_all_to_all`; the backward is the same function on the adjoint plan,
+    hence itself differentiable (to any order: the adjoint of the adjoint is the plan)."""
 
     @staticmethod
     def forward(ctx, x: Tensor, plan: ExchangePlan, group, counter: _Counter) -> Tensor:
@@ -133,7 +142,8 @@ class _ExchangeFn(torch.autograd.Function):
 
 
 class _AllReduceFn(torch.autograd.Function):
-    """Differentiable sum over ranks; the backward all-reduces the gradient."""
+    """Differentiable sum over ranks; the backward all-reduces the gradient (through this same
+    function, so it is differentiable again)."""
 
     @staticmethod
     def forward(ctx, t: Tensor, group, counter: _Counter) -> Tensor:
