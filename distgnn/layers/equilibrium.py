@@ -34,7 +34,9 @@ def groups_over(graph: Graph | Tensor) -> Iterator[None]:
     if isinstance(graph, Tensor):  # an edge_index: a whole graph
         graph = None
     elif not isinstance(graph, Graph):
-        raise GraphError(f"groups_over: expected a distgnn Graph, PartitionedGraph or edge_index, got {type(graph).__name__}")
+        raise GraphError(
+            f"groups_over: expected a distgnn Graph, PartitionedGraph or edge_index, got {type(graph).__name__}"
+        )
     token = _GROUP_GRAPH.set(graph)
     try:
         yield
@@ -65,7 +67,8 @@ class EquilibriumAggregation(nn.Module):
     works under ``torch.no_grad`` / ``inference_mode``), the projections of ``x`` by the first
     layer and the residuals, which do not depend on ``y``, are computed once instead of once per
     step, and the terms of the output layer and of the last block's residual, whose gradient is
-    the same for every row, cost nothing per row. ``tests/layers/test_equilibrium.py`` checks the closed form against autograd.
+    the same for every row, cost nothing per row. ``tests/layers/test_equilibrium.py`` checks the
+    closed form against autograd.
     It is also exact to any order: the output's second derivative (``gradgradcheck``) needs the
     third derivative of the LayerNorm, which torch's fused ``layer_norm`` gets wrong (its double
     backward treats the saved mean and inverse deviation as constants, pytorch/pytorch#175754),
@@ -185,7 +188,8 @@ class EquilibriumAggregation(nn.Module):
         if not isinstance(x, Tensor) or x.dim() < 2 or x.shape[-1] != self.in_channels:
             shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
             raise GraphError(f"EquilibriumAggregation: x must be [E, F] with F={self.in_channels}, got {shape}")
-        if isinstance(dim, bool) or not isinstance(dim, int) or not -x.dim() <= dim < x.dim() or dim % x.dim() == x.dim() - 1:
+        nd = x.dim()
+        if isinstance(dim, bool) or not isinstance(dim, int) or not -nd <= dim < nd or dim % nd == nd - 1:
             raise GraphError(
                 f"EquilibriumAggregation: dim={dim!r} must name a row dimension of x {tuple(x.shape)} "
                 f"(not the last one, which holds the features)"
