@@ -5,7 +5,8 @@ With no arguments it generates the built-in synthetic graph (the stochastic bloc
 Ray cluster with 2 workers and trains a 2-layer GCN, printing every epoch and the final test
 accuracy. ``--parts DIR`` trains on a partition written by ``python -m distgnn.partition``;
 ``--address auto`` joins a running Ray cluster (``ray start --head`` on one machine, ``ray start
---address HEAD:6379`` on the others).
+--address HEAD:6379`` on the others); without ``--address``, ``$RAY_ADDRESS`` is joined when set,
+as ``ray.init`` does.
 """
 from __future__ import annotations
 
@@ -42,10 +43,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--cache-mb", type=float, default=d.cache_mb, help="sampled mode: MiB per worker for the hottest remote feature rows (default: 0)")
     p.add_argument("--cache-policy", choices=["degree", "prepass"], default=d.cache_policy, help="sampled mode: what makes a remote row hot: its in-degree (default) or a sampling pre-pass")
     p.add_argument("--no-pipeline", action="store_true", help="sampled mode: do not prepare the next batch while one trains")
-    p.add_argument("--address", default=None, help="Ray cluster: auto, ray://host:port, or HOST:PORT (default: start a local one)")
-    p.add_argument("--checkpoint-dir", default=None, metavar="D", help="write checkpoints here (needed to recover a lost worker)")
+    p.add_argument("--address", default=None, help="Ray cluster: auto, ray://host:port, or HOST:PORT (default: $RAY_ADDRESS "
+                   "when set, as ray.init does; else start a local one, on 127.0.0.1 only)")
+    p.add_argument("--checkpoint-dir", default=None, metavar="D", help="write checkpoints here (needed to recover a lost "
+                   "worker); each carries a sha256 of itself")
     p.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every, help=f"epochs between checkpoints (default: {d.checkpoint_every})")
-    p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --checkpoint-dir")
+    p.add_argument("--resume", action="store_true", help="continue from the newest good checkpoint in --checkpoint-dir "
+                   "(a damaged newer one is skipped with a warning)")
     p.add_argument("--max-restarts", type=int, default=d.max_restarts, help=f"restarts after a lost worker (default: {d.max_restarts})")
     p.add_argument("--timeout", type=float, default=d.timeout_s, help=f"seconds any collective or step may take (default: {d.timeout_s:.0f})")
     p.add_argument("--quiet", action="store_true", help="print only the final result")

@@ -23,7 +23,9 @@ class RunConfig:
         gpus_per_worker: ``0`` trains on CPU (gloo); ``1`` gives each worker a GPU (NCCL).
         threads_per_worker: torch threads (and Ray CPUs) per worker; ``None``: the local CPUs
             divided by the workers, at least 1.
-        address: ``None`` starts a local Ray; ``"auto"`` or ``"ray://host:port"`` joins a cluster.
+        address: ``None`` joins the cluster ``$RAY_ADDRESS`` names when it is set (as ``ray.init``
+            does), else starts a local Ray on 127.0.0.1; ``"auto"`` or ``"ray://host:port"`` joins
+            a cluster.
     Sampled mini-batch mode (``mode="sampled"``):
         fanouts: in-neighbours sampled per hop (``-1``: all), one entry per hop; batch_size:
             training seeds per step over all workers; replace: sample with replacement;
@@ -35,7 +37,8 @@ class RunConfig:
     Robustness:
         checkpoint_dir: where checkpoints go (the driver's filesystem); ``None``: no checkpoints,
             so a lost worker cannot be recovered.
-        checkpoint_every: epochs between checkpoints; resume: start from the last checkpoint.
+        checkpoint_every: epochs between checkpoints; resume: start from the newest checkpoint
+            that passes its checksum (newer damaged ones are skipped with a warning).
         max_restarts: how many times a failed run is restarted from its last checkpoint.
         timeout_s: the limit of every collective and of every step the driver waits for.
     """

@@ -3,22 +3,28 @@
 ``launch(config)`` (or ``python -m distgnn.launch``):
 
 1. checks the partition (manifest readable, at least as many parts as workers) and the
-   checkpoint directory, before any worker starts;
-2. connects to Ray (``address=None``: a local cluster on 127.0.0.1, shut down at the end;
-   ``"auto"`` / ``"ray://host:port"``: an existing cluster) and reserves one bundle per worker
-   (CPUs = torch threads, plus GPUs) in a placement group;
+   checkpoint directory (removing temporary files a killed driver left; with ``resume``, finding
+   the newest checkpoint that passes its checksum), before any worker starts;
+2. connects to Ray (``address=None``: the cluster named by ``$RAY_ADDRESS`` when set, as with
+   ``ray.init``, else a local cluster on 127.0.0.1, shut down at the end; ``"auto"`` /
+   ``"ray://host:port"``: an existing cluster) and reserves one bundle per worker (CPUs = torch
+   threads, plus GPUs) in a placement group;
 3. starts the workers (:class:`~.worker.Worker`), which meet in a ``torch.distributed`` group at
    the address rank 0 reports, load consecutive blocks of parts and build identical models;
 4. runs the epochs, printing loss, accuracies, epoch time and halo traffic, and writes a
-   checkpoint every ``checkpoint_every`` epochs (atomically: a temporary file renamed);
+   checkpoint every ``checkpoint_every`` epochs (atomically: a temporary file renamed; see
+   :func:`save_checkpoint` for the format, which carries its own sha256);
 5. if a worker dies, a step fails or times out, tears the whole group down, starts a new one and
-   continues from the last checkpoint (from the start when there is none), at most
-   ``max_restarts`` times; errors in the input (bad partition, bad arguments) are not retried;
+   continues from the last good checkpoint (from the start when there is none), at most
+   ``max_restarts`` times; errors in the input (bad partition, bad values, bad arguments, a loss
+   that is no longer finite) are not retried;
 6. on Ctrl-C (or any error) kills every worker and removes the placement group before
    re-raising, so no process outlives the driver.
 """
 from __future__ import annotations
 
+import hashlib
+import io
 import logging
 import os
 import shutil
@@ -32,11 +38,13 @@ from .config import RunConfig
 log = logging.getLogger(__name__)
 
 __all__ = ["launch", "start_local_ray", "Driver", "LaunchResult", "LaunchError", "WorkerLost", "save_checkpoint", "load_checkpoint",
-           "latest_checkpoint"]
+           "latest_checkpoint", "find_checkpoint"]
 
 CHECKPOINT_FORMAT = "distgnn-checkpoint"
-CHECKPOINT_VERSION = 1
+CHECKPOINT_VERSION = 2
 _KEEP = 2  # checkpoints kept on disk
+_MAGIC = b"distgnn-checkpoint "
+_TMP_PREFIX = ".tmp-checkpoint-"
 
 
 class LaunchError(RuntimeError):
@@ -67,24 +75,120 @@ def _ckpt_name(epoch: int) -> str:
     return f"checkpoint-{epoch:06d}.pt"
 
 
-def latest_checkpoint(directory: str) -> str | None:
-    """The newest complete checkpoint in ``directory`` (``None`` if there is none)."""
+def checkpoint_files(directory: str) -> list[str]:
+    """The checkpoint files in ``directory``, newest (highest epoch) first."""
     if not os.path.isdir(directory):
-        return None
-    names = sorted(n for n in os.listdir(directory) if n.startswith("checkpoint-") and n.endswith(".pt"))
-    return os.path.join(directory, names[-1]) if names else None
+        return []
+    names = sorted((n for n in os.listdir(directory) if n.startswith("checkpoint-") and n.endswith(".pt")), reverse=True)
+    return [os.path.join(directory, n) for n in names]
+
+
+class _Damaged(Exception):
+    """A checkpoint file that cannot be used; the message says why, in a few words."""
+
+
+def _read_checkpoint(path: str) -> dict:
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as err:
+        raise _Damaged(f"unreadable ({err.strerror or err})") from None
+    if not data:
+        raise _Damaged("empty (0 bytes)")
+    if data.startswith(_MAGIC):
+        end = data.find(b"\n", 0, 256)
+        try:
+            _, version, digest, size = data[:end].decode("ascii").split(" ")
+            version, digest, size = int(version), digest.removeprefix("sha256="), int(size.removeprefix("bytes="))
+        except (ValueError, UnicodeDecodeError):
+            raise _Damaged("a damaged checkpoint header") from None
+        if version != CHECKPOINT_VERSION:
+            raise _Damaged(f"checkpoint version {version}, this distgnn reads {CHECKPOINT_VERSION} (and 1)")
+        payload = memoryview(data)[end + 1:]
+        if len(payload) != size:
+            raise _Damaged(f"{len(payload)} bytes after the header, it says {size} (truncated or appended to)")
+        if hashlib.sha256(payload).hexdigest() != digest:
+            raise _Damaged("sha256 mismatch (changed or damaged after it was written)")
+        state = _torch_load(payload)
+    elif data.startswith(b"PK"):  # version 1: a bare torch.save zip file, without a checksum
+        state, version = _torch_load(memoryview(data)), 1
+    else:
+        raise _Damaged("not a readable checkpoint (neither a distgnn checkpoint nor a torch file)")
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT or state.get("version") != version:
+        raise _Damaged("not a distgnn checkpoint")
+    return state
+
+
+def _torch_load(payload) -> dict:
+    import pickle
+
+    import torch
+
+    try:
+        return torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError, EOFError, ValueError, KeyError, pickle.UnpicklingError) as err:
+        raise _Damaged(f"not a readable checkpoint ({_first_line(err)})") from None
+
+
+def load_checkpoint(path: str) -> dict:
+    """Read a checkpoint written by :func:`save_checkpoint` (tensors and plain data only).
+
+    The sha256 in its header is checked before anything is unpickled (``torch.load`` with
+    ``weights_only=True``). Version-1 checkpoints (a bare ``torch.save`` file, no checksum) are
+    still read. Raises :class:`LaunchError` ``"PATH: why"`` for an empty, truncated, altered or
+    foreign file.
+    """
+    try:
+        state = _read_checkpoint(path)
+    except _Damaged as err:
+        raise LaunchError(f"{path}: {err}") from None
+    if state.get("version") == 1:
+        log.warning("%s: a version-1 checkpoint, without a checksum", path)
+    return state
+
+
+def find_checkpoint(directory: str) -> tuple[str | None, dict | None, list[tuple[str, str]]]:
+    """The newest checkpoint of ``directory`` that loads and passes its checksum.
+
+    Returns ``(path, state, skipped)``: ``skipped`` lists ``(file name, why)`` for every newer file
+    that could not be used; ``path`` and ``state`` are ``None`` when no file can.
+    """
+    skipped = []
+    for path in checkpoint_files(directory):
+        try:
+            return path, _read_checkpoint(path), skipped
+        except _Damaged as err:
+            skipped.append((os.path.basename(path), str(err)))
+    return None, None, skipped
+
+
+def latest_checkpoint(directory: str) -> str | None:
+    """The newest usable checkpoint in ``directory`` (``None`` if there is none; see :func:`find_checkpoint`)."""
+    return find_checkpoint(directory)[0]
 
 
 def save_checkpoint(directory: str, state: dict) -> str:
-    """Write ``state`` as ``checkpoint-EPOCH.pt`` atomically; keep the newest few. Returns the path."""
+    """Write ``state`` as ``checkpoint-EPOCH.pt`` atomically; keep the newest few. Returns the path.
+
+    Format (version 2): one ASCII header line
+    ``distgnn-checkpoint 2 sha256=<hex of the payload> bytes=<payload size>``, then the payload,
+    ``torch.save`` of ``{"format", "version", **state}``. It is written to ``.tmp-checkpoint-*``,
+    flushed to disk and renamed into place (a killed driver leaves at most that temporary file,
+    which the next run removes).
+    """
     import torch
 
     os.makedirs(directory, exist_ok=True)
     path = os.path.join(directory, _ckpt_name(int(state["epoch"])))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-checkpoint-", dir=directory)
+    buf = io.BytesIO()
+    torch.save({"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, **state}, buf)
+    payload = buf.getbuffer()
+    header = f"{_MAGIC.decode()}{CHECKPOINT_VERSION} sha256={hashlib.sha256(payload).hexdigest()} bytes={len(payload)}\n"
+    fd, tmp = tempfile.mkstemp(prefix=_TMP_PREFIX, dir=directory)
     try:
         with os.fdopen(fd, "wb") as f:
-            torch.save({"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, **state}, f)
+            f.write(header.encode("ascii"))
+            f.write(payload)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -92,27 +196,39 @@ def save_checkpoint(directory: str, state: dict) -> str:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
-    names = sorted(n for n in os.listdir(directory) if n.startswith("checkpoint-") and n.endswith(".pt"))
-    for old in names[:-_KEEP]:
-        os.unlink(os.path.join(directory, old))
+    _fsync_dir(directory)
+    for old in checkpoint_files(directory)[_KEEP:]:
+        os.unlink(old)
     return path
 
 
-def load_checkpoint(path: str) -> dict:
-    """Read a checkpoint written by :func:`save_checkpoint` (tensors and plain data only)."""
-    import pickle
-
-    import torch
-
+def _fsync_dir(directory: str) -> None:
+    """Make a rename in ``directory`` durable (where the platform allows it)."""
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as err:
-        raise LaunchError(f"{path}: not a readable checkpoint ({str(err).strip().splitlines()[0]})") from None
-    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-        raise LaunchError(f"{path}: not a distgnn checkpoint")
-    if state.get("version") != CHECKPOINT_VERSION:
-        raise LaunchError(f"{path}: checkpoint version {state.get('version')!r}, this distgnn reads {CHECKPOINT_VERSION}")
-    return state
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def remove_temporary_checkpoints(directory: str) -> list[str]:
+    """Delete the ``.tmp-checkpoint-*`` files a killed driver left in ``directory``; their names."""
+    if not os.path.isdir(directory):
+        return []
+    gone = []
+    for name in sorted(os.listdir(directory)):
+        if name.startswith(_TMP_PREFIX):
+            try:
+                os.unlink(os.path.join(directory, name))
+            except OSError:
+                continue
+            gone.append(name)
+    return gone
 
 
 _MODEL_KEYS = ("model", "hidden", "num_layers", "dropout", "lr", "weight_decay", "seed", "parts")
@@ -134,6 +250,7 @@ def start_local_ray(num_cpus: int, **kwargs) -> None:
         ray_constants.ENABLE_RAY_CLUSTER = False
     except (ImportError, AttributeError):  # another Ray layout: the environment variable still applies
         pass
+    kwargs.setdefault("address", "local")  # a new cluster even when $RAY_ADDRESS names another
     kwargs.setdefault("include_dashboard", False)
     kwargs.setdefault("log_to_driver", False)
     kwargs.setdefault("logging_level", logging.ERROR)
@@ -161,6 +278,7 @@ class Driver:
         self._pg = None
         self._started_ray = False
         self._tmpdir: str | None = None
+        self._partition_digest: str | None = None
 
     # -- preparation --------------------------------------------------------------------------------
     def _parts_dir(self) -> str:
@@ -180,12 +298,16 @@ class Driver:
         return out
 
     def _check(self, parts_dir: str):
+        """Check the partition and the checkpoint directory; returns ``(manifest, blocks, starts,
+        resume)`` with ``resume`` the ``(path, state)`` to start from (``None``: from epoch 1)."""
         from ..partition import PartitionError, load_manifest
+        from ..partition.reader import manifest_digest
         from .shard import assign_parts
 
         c = self.config
         try:
             manifest = load_manifest(parts_dir)
+            self._partition_digest = manifest_digest(parts_dir)
         except PartitionError as err:
             raise LaunchError(str(err)) from None
         try:
@@ -196,26 +318,51 @@ class Driver:
         if missing:
             raise LaunchError(f"{parts_dir}: the partition has no {', '.join(missing)} column(s); node "
                               "classification needs features, labels and a training mask")
+        resume = None
         if c.checkpoint_dir:
             if os.path.exists(c.checkpoint_dir) and not os.path.isdir(c.checkpoint_dir):
                 raise LaunchError(f"--checkpoint-dir {c.checkpoint_dir}: exists and is not a directory")
-            if c.resume:
-                path = latest_checkpoint(c.checkpoint_dir)
-                if path is None:
+            for name in remove_temporary_checkpoints(c.checkpoint_dir):
+                self._warn(f"removed {name} from {c.checkpoint_dir}: a checkpoint a killed driver left unfinished")
+            if c.resume:  # a damaged or mismatched checkpoint fails before any worker starts
+                if not checkpoint_files(c.checkpoint_dir):
                     raise LaunchError(f"--resume: no checkpoint in {c.checkpoint_dir}")
-                self._resumable(path)  # a corrupt or mismatched checkpoint fails before any worker starts
+                resume = self._newest_good(c.checkpoint_dir)
+                if resume is None:
+                    _, _, skipped = find_checkpoint(c.checkpoint_dir)
+                    why = "; ".join(f"{name}: {reason}" for name, reason in skipped)
+                    raise LaunchError(f"--resume: no usable checkpoint in {c.checkpoint_dir} ({why})")
         starts = [manifest.parts[b[0]].node_start for b in blocks] + [manifest.num_nodes]
-        return manifest, blocks, starts
+        return manifest, blocks, starts, resume
 
-    def _resumable(self, path: str) -> dict:
-        """The checkpoint at ``path``, checked to be written with this run's model settings."""
-        state = load_checkpoint(path)
+    def _warn(self, message: str) -> None:
+        log.warning("%s", message)
+        self.echo(f"warning: {message}")
+
+    def _newest_good(self, directory: str) -> tuple[str, dict] | None:
+        """``(path, state)`` of the newest checkpoint that passes its checksum, checked to suit this run;
+        every newer damaged one is skipped with a warning. ``None`` when none is usable."""
+        path, state, skipped = find_checkpoint(directory)
+        for name, reason in skipped:
+            then = f"; resuming from {os.path.basename(path)}" if path else ""
+            self._warn(f"skipping {name}: {reason}{then}")
+        if path is None:
+            return None
+        self._resumable(path, state)
+        return path, state
+
+    def _resumable(self, path: str, state: dict) -> None:
+        """Refuse a checkpoint written with other model settings or for another partition."""
         c = self.config
         mismatch = [k for k in _MODEL_KEYS if k != "parts" and state.get("config", {}).get(k) != getattr(c, k)]
         if mismatch:
             raise LaunchError(f"{path}: written with different settings ({', '.join(mismatch)}); "
                               "use the same model settings or another --checkpoint-dir")
-        return state
+        theirs, ours = state.get("partition"), self._partition_digest
+        if theirs is not None and ours is not None and theirs != ours:
+            raise LaunchError(f"{path}: written for another partition (manifest sha256 {theirs[:12]}..., this one "
+                              f"{ours[:12]}...); resume on the partition it was trained on, or use another "
+                              "--checkpoint-dir")
 
     # -- Ray ------------------------------------------------------------------------------------------
     def _connect(self) -> None:
@@ -224,13 +371,17 @@ class Driver:
         c = self.config
         if ray.is_initialized():
             return
-        if c.address is None:
+        address, origin = c.address, "--address"
+        if address is None and os.environ.get("RAY_ADDRESS"):  # what ray.init would join, as Ray users expect
+            address, origin = os.environ["RAY_ADDRESS"], "RAY_ADDRESS"
+            self.echo(f"joining the Ray cluster at {address} (RAY_ADDRESS)")
+        if address is None:
             start_local_ray(max(c.workers * c.threads(), os.cpu_count() or 1))
         else:
             try:
-                ray.init(address=c.address, log_to_driver=False, logging_level=logging.ERROR, configure_logging=False)
+                ray.init(address=address, log_to_driver=False, logging_level=logging.ERROR, configure_logging=False)
             except (ConnectionError, RuntimeError, ValueError) as err:
-                raise LaunchError(f"--address {c.address}: cannot join the Ray cluster ({str(err).strip().splitlines()[0]})") from None
+                raise LaunchError(f"{origin} {address}: cannot join the Ray cluster ({str(err).strip().splitlines()[0]})") from None
         self._started_ray = True
 
     def _start_group(self, parts_dir: str, blocks: list[range], starts: list[int]) -> list[dict]:
@@ -322,9 +473,8 @@ class Driver:
         result = LaunchResult()
         try:
             parts_dir = self._parts_dir()
-            _, blocks, starts = self._check(parts_dir)
+            _, blocks, starts, resume = self._check(parts_dir)
             self._connect()
-            resume = c.resume
             while True:
                 try:
                     self._attempt(parts_dir, blocks, starts, resume, result)
@@ -334,16 +484,16 @@ class Driver:
                     if result.restarts >= c.max_restarts:
                         raise LaunchError(f"{err} (gave up after {result.restarts} restart(s))") from None
                     result.restarts += 1
-                    ckpt = latest_checkpoint(c.checkpoint_dir) if c.checkpoint_dir else None
-                    where = f"from {os.path.basename(ckpt)}" if ckpt else "from the start (no checkpoint yet)"
-                    self.echo(f"worker lost: {err}\nrestart {result.restarts}/{c.max_restarts}: new workers, resuming {where}")
-                    resume = ckpt is not None
+                    self.echo(f"worker lost: {err}")
+                    resume = self._newest_good(c.checkpoint_dir) if c.checkpoint_dir else None
+                    where = f"from {os.path.basename(resume[0])}" if resume else "from the start (no checkpoint yet)"
+                    self.echo(f"restart {result.restarts}/{c.max_restarts}: new workers, resuming {where}")
         finally:
             self.close()
         result.seconds = time.perf_counter() - t_start
         return result
 
-    def _attempt(self, parts_dir, blocks, starts, resume: bool, result: LaunchResult) -> None:
+    def _attempt(self, parts_dir, blocks, starts, resume: tuple[str, dict] | None, result: LaunchResult) -> None:
         c = self.config
         self.attempt += 1
         workers = self._start_group(parts_dir, blocks, starts)
@@ -360,9 +510,8 @@ class Driver:
                           f"{w['edges']} edges, {w['halo']} halo, {w['device']} ({w['backend']}, {w['threads']} threads), "
                           f"pid {w['pid']}, loaded in {w['load_s']:.2f} s")
         first = 1
-        if resume:
-            path = latest_checkpoint(c.checkpoint_dir)
-            state = self._resumable(path)
+        if resume is not None:
+            path, state = resume
             self._wait([a.set_state.remote(state) for a in self._actors], "restoring the checkpoint")
             first = int(state["epoch"]) + 1
             self.echo(f"resumed from {path} (epoch {state['epoch']})")
@@ -382,6 +531,7 @@ class Driver:
             if c.checkpoint_dir and (epoch % c.checkpoint_every == 0 or epoch == c.epochs):
                 state = self._wait([self._actors[0].state.remote()], "checkpoint")[0]
                 state["config"] = {k: getattr(c, k) for k in _MODEL_KEYS}
+                state["partition"] = self._partition_digest
                 save_checkpoint(c.checkpoint_dir, state)
             if self.on_epoch is not None:
                 self.on_epoch(stats)

@@ -3,14 +3,19 @@
 :class:`Worker` is a plain class; the driver runs it as a Ray actor (``ray.remote(Worker)``),
 and tests may run it in any process that can join a ``torch.distributed`` group. Its life:
 
-1. ``rendezvous()`` (rank 0 only): the address and a free port the group meets at;
-2. ``join(host, port)``: ``init_process_group`` (gloo on CPU, NCCL on GPU) with ``timeout_s``
-   on every collective;
+1. ``rendezvous()`` (rank 0 only): the address the group meets at (this node's address in the
+   Ray cluster: 127.0.0.1 on a single machine) and a port, on which it keeps a listening socket
+   bound to that address alone;
+2. ``join(host, port)``: a ``TCPStore`` (rank 0 serves it on that socket, so the store never
+   listens on other interfaces) and ``init_process_group`` (gloo on CPU, NCCL on GPU) with
+   ``timeout_s`` on every collective; on a single machine gloo and NCCL use the loopback too;
 3. ``load(parts_dir, part_ids)``: read and merge its parts, build the partitioned graph
    (:func:`~.shard.build_graph`), the model (same initial parameters on every rank: same seed)
    and the optimiser;
 4. ``train_epoch(epoch)`` (full-graph) or ``begin_epoch`` / ``run_steps`` / ``end_epoch``
-   (sampled, see :mod:`.sampled`) on every rank together, as the driver asks;
+   (sampled, see :mod:`.sampled`) on every rank together, as the driver asks; a loss that is no
+   longer finite is a :class:`ValueError` (the driver stops instead of retrying or reporting a
+   ``nan`` run as a success);
 5. ``state()`` / ``set_state()`` for checkpoints. The driver ends a worker by killing its actor.
 
 Gradient synchronisation: each rank's loss is its share of the global mean (summed over its
@@ -26,6 +31,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import os
 import socket
 import time
@@ -46,6 +52,19 @@ def mix_seed(*values: int) -> int:
     """A 63-bit seed mixed from ``values`` (e.g. seed, epoch, rank): the same on every machine."""
     h = hashlib.blake2b(":".join(str(int(v)) for v in values).encode(), digest_size=8).digest()
     return int.from_bytes(h, "little") & ((1 << 63) - 1)
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A TCP socket listening on ``host:port`` (``port=0``: a free one), on that address only."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.bind((host, port))
+        sock.listen(128)
+    except OSError:
+        sock.close()
+        raise
+    return sock
 
 
 def _loopback_interface() -> str | None:
@@ -72,28 +91,36 @@ class Worker:
         self.model = None
         self.optimizer = None
         self.sampled = None
+        self._listener: socket.socket | None = None
 
     # -- process group --------------------------------------------------------------------------
     def rendezvous(self) -> tuple[str, int]:
-        """``(host, port)`` where the group meets: this node's address and a free port."""
+        """``(host, port)`` where the group meets: this node's address and a port this worker now
+        listens on, bound to that address only (kept open for :meth:`join`)."""
         import ray
 
         host = ray.util.get_node_ip_address()
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            s.bind((host, 0))
-            return host, s.getsockname()[1]
+        self._listener = _listen(host, 0)
+        return host, self._listener.getsockname()[1]
 
     def join(self, host: str, port: int) -> dict:
         """Join the process group at ``host:port``; returns where this worker runs."""
-        if host.startswith("127."):  # a single machine: keep gloo's traffic on the loopback too
+        if host.startswith("127.") or host == "::1":  # a single machine: keep gloo/NCCL on the loopback too
             lo = _loopback_interface()
             if lo:
                 os.environ["GLOO_SOCKET_IFNAME"] = lo
+                os.environ["NCCL_SOCKET_IFNAME"] = lo
         backend = "nccl" if self.device.type == "cuda" else "gloo"
-        dist.init_process_group(
-            backend, init_method=f"tcp://{host}:{port}", rank=self.rank, world_size=self.world_size,
-            timeout=timedelta(seconds=self.config.timeout_s),
-        )
+        timeout = timedelta(seconds=self.config.timeout_s)
+        if self.rank == 0:
+            # the store's server takes over a socket bound to `host` alone: torch would bind every interface
+            listener = self._listener if self._listener is not None else _listen(host, port)
+            self._listener = None
+            store = dist.TCPStore(host, port, self.world_size, True, timeout, wait_for_workers=False,
+                                  master_listen_fd=listener.detach())
+        else:
+            store = dist.TCPStore(host, port, self.world_size, False, timeout)
+        dist.init_process_group(backend, store=store, rank=self.rank, world_size=self.world_size, timeout=timeout)
         return {"rank": self.rank, "pid": os.getpid(), "host": socket.gethostname(), "device": str(self.device),
                 "backend": backend, "threads": torch.get_num_threads()}
 
@@ -209,6 +236,7 @@ class Worker:
             total = torch.cat([total, acc])
         dist.all_reduce(total)
         stats["loss"] = float(total[0])
+        _finite_loss(stats["loss"])
         if evaluate:
             stats.update(self._accuracies(total[1:]))
         stats["epoch_s"] = time.perf_counter() - t0
@@ -238,6 +266,8 @@ class Worker:
         out = {k: v for k, v in s.items() if k not in ("loss_sum",)}
         out.update(epoch=epoch, loss=float(total[0] / total[1]) if float(total[1]) else float("nan"),
                    eval_s=time.perf_counter() - t0, halo_bytes=self.graph.exchange.bytes_sent)
+        if float(total[1]):
+            _finite_loss(out["loss"])
         if evaluate:
             out.update(self._accuracies(total[2:]))
         self.epoch = epoch
@@ -283,6 +313,13 @@ class Worker:
         self.model.load_state_dict(_map_tensors(state["model"], lambda t: t.to(self.device)))
         self.optimizer.load_state_dict(state["optimizer"])
         self.epoch = int(state["epoch"])
+
+
+def _finite_loss(loss: float) -> None:
+    """Stop a run whose loss is NaN or infinite (the same on every rank: it is all-reduced)."""
+    if not math.isfinite(loss):
+        raise ValueError(f"the training loss is {loss} (it diverged, or the features hold extreme values); "
+                         "lower --lr or check the input")
 
 
 def _map_tensors(obj, fn):

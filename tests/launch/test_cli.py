@@ -69,3 +69,12 @@ def test_ctrl_c_stops_every_worker():
     assert "interrupted: workers stopped" in rest
     for pid in pids:
         assert gone(pid), f"worker process {pid} outlived the driver"
+
+
+def test_help_documents_ray_address_and_checkpoint_checks():
+    from distgnn.launch.cli import parser
+
+    text = " ".join(parser().format_help().split())
+    assert "default: $RAY_ADDRESS when set, as ray.init does; else start a local one, on 127.0.0.1 only" in text
+    assert "each carries a sha256 of itself" in text
+    assert "a damaged newer one is skipped with a warning" in text

@@ -4,8 +4,11 @@ Every Ray test here shares one module-wide Ray session (``ray_session``).
 """
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import os
+import re
 import signal
 import time
 
@@ -79,6 +82,90 @@ def test_bad_arguments(tmp_path, small_parts):
     # the CLI: one line on stderr, exit status 2 (arguments) or 1 (cannot run)
     assert cli_main(["--workers", "0"]) == 2
     assert cli_main(["--parts", str(tmp_path / "missing"), "--quiet"]) == 1
+
+
+# -- the checkpoint format ---------------------------------------------------------------------------------
+def _state(epoch: int = 3) -> dict:
+    return {"epoch": epoch, "model": {"w": torch.arange(6.0).reshape(2, 3)}, "optimizer": {"state": {}},
+            "config": {"model": "gcn", "hidden": None}, "partition": "ab" * 32}
+
+
+def test_checkpoint_round_trip_and_header(tmp_path):
+    from distgnn.launch.driver import find_checkpoint, save_checkpoint
+
+    path = save_checkpoint(str(tmp_path), _state())
+    head, payload = open(path, "rb").read().split(b"\n", 1)
+    fields = head.decode().split(" ")
+    assert fields[:2] == ["distgnn-checkpoint", "2"] and fields[3] == f"bytes={len(payload)}"
+    assert fields[2] == "sha256=" + hashlib.sha256(payload).hexdigest()
+    state = load_checkpoint(path)
+    assert state["epoch"] == 3 and torch.equal(state["model"]["w"], torch.arange(6.0).reshape(2, 3))
+    for epoch in (4, 5):
+        save_checkpoint(str(tmp_path), _state(epoch))
+    assert sorted(os.listdir(tmp_path)) == ["checkpoint-000004.pt", "checkpoint-000005.pt"]  # the newest two kept
+    assert find_checkpoint(str(tmp_path))[0].endswith("checkpoint-000005.pt")
+
+
+def test_version_1_checkpoints_are_still_read(tmp_path, caplog):
+    path = tmp_path / "checkpoint-000002.pt"
+    torch.save({"format": "distgnn-checkpoint", "version": 1, **_state(2)}, path)
+    assert load_checkpoint(str(path))["epoch"] == 2
+    assert "version-1 checkpoint, without a checksum" in caplog.text
+
+
+def _damage(name):
+    def zero(b):
+        return b""
+
+    def truncate(b):
+        return b[: len(b) - 100]
+
+    def flip(b):
+        b = bytearray(b)
+        b[len(b) - 200] ^= 0x01
+        return bytes(b)
+
+    def header(b):
+        return b"distgnn-checkpoint 2 sha256=x\n" + b.split(b"\n", 1)[1]
+
+    def version(b):
+        return b.replace(b"distgnn-checkpoint 2 ", b"distgnn-checkpoint 3 ", 1)
+
+    def foreign(b):
+        buf = io.BytesIO()
+        torch.save({"weights": torch.zeros(2)}, buf)
+        return buf.getvalue()
+
+    def text(b):
+        return b"epoch=3\n"
+
+    return {"zero": zero, "truncate": truncate, "flip": flip, "header": header, "version": version,
+            "foreign": foreign, "text": text}[name]
+
+
+@pytest.mark.parametrize("damage, match", [
+    pytest.param("zero", r"empty \(0 bytes\)", id="zero-bytes"),
+    pytest.param("truncate", r"\d+ bytes after the header, it says \d+ \(truncated or appended to\)", id="truncated"),
+    pytest.param("flip", r"sha256 mismatch \(changed or damaged after it was written\)", id="bit-flip"),
+    pytest.param("header", r"a damaged checkpoint header", id="bad-header"),
+    pytest.param("version", r"checkpoint version 3, this distgnn reads 2 \(and 1\)", id="newer-version"),
+    pytest.param("foreign", r"not a distgnn checkpoint", id="foreign-torch-file"),
+    pytest.param("text", r"not a readable checkpoint \(neither a distgnn checkpoint nor a torch file\)", id="text"),
+])
+def test_damaged_checkpoints_are_one_line_errors(tmp_path, damage, match):
+    from distgnn.launch.driver import find_checkpoint, save_checkpoint
+
+    good = save_checkpoint(str(tmp_path), _state(2))
+    path = save_checkpoint(str(tmp_path), _state(3))
+    with open(path, "rb") as f:
+        data = _damage(damage)(f.read())
+    with open(path, "wb") as f:
+        f.write(data)
+    with pytest.raises(LaunchError, match=rf"^{path}: {match}$"):
+        load_checkpoint(path)
+    found, state, skipped = find_checkpoint(str(tmp_path))
+    assert found == good and state["epoch"] == 2
+    assert [name for name, _ in skipped] == ["checkpoint-000003.pt"] and re.match(match, skipped[0][1])
 
 
 def test_features_are_required(tmp_path):
