@@ -12,7 +12,7 @@ from .crystal import CrystalConv
 from .diffusion import DiffusionConv
 from .ecc import ECCConv
 from .edge_conv import EdgeConv
-from .equilibrium import EquilibriumAggregation, groups_over
+from .equilibrium import EquilibriumAggregation
 from .feature_modulator import FeatureModulator
 from .gat import GATConv
 from .gated_graph import GatedGraphConv
@@ -39,6 +39,9 @@ for _cls in (GCNConv, GraphSageConv, GATConv, GINConv, APPNPConv, ChebConv,
 register(FeatureModulator, node_level=False, kind="edge")
 register(MemPooling, node_level=False, kind="pooling")
 register(EquilibriumAggregation, node_level=False, kind="aggregation")
+from ..equivariant import MessagePass  # noqa: E402  (distgnn.equivariant does not import distgnn.layers)
+
+register(MessagePass, kind="equivariant")
 
 __all__ = [
     "AGNNConv",
@@ -76,7 +79,6 @@ __all__ = [
     "XENetDenseConv",
     "get_activation",
     "get_initializer",
-    "groups_over",
     "prepare",
     "register",
 ]

@@ -48,6 +48,16 @@ def _params(fn) -> tuple[tuple[str, ...], bool]:
     return names, var_kw
 
 
+def _takes_graph(fn) -> bool:
+    """Whether a callable (a module: its ``forward``) accepts a ``graph`` keyword."""
+    target = type(fn).forward if isinstance(fn, nn.Module) else fn
+    try:
+        params = inspect.signature(target).parameters
+    except (TypeError, ValueError):
+        return False
+    return "graph" in params or any(p.kind == p.VAR_KEYWORD for p in params.values())
+
+
 def broadcast_edges(w: Tensor, like: Tensor) -> Tensor:
     """View ``w [E, *k]`` so it broadcasts against ``like [E, *k, ...]`` (trailing singleton dims)."""
     return w.view(tuple(w.shape) + (1,) * (like.dim() - w.dim()))
@@ -58,7 +68,9 @@ class MessagePassing(nn.Module):
 
     Args:
         aggregate: ``'sum'``, ``'mean'``, ``'max'``, ``'min'``, ``'prod'`` or a callable
-            ``f(messages [E, *], index [E], num_nodes) -> [N, *]``. Empty neighbourhoods give 0.
+            ``f(messages [E, *], index [E], num_nodes) -> [N, *]`` (called with ``graph=`` the
+            layer's graph too when it accepts that keyword, for reductions that need whole-graph
+            counts on a partition). Empty neighbourhoods give 0.
 
     Subclasses override :meth:`message`, :meth:`aggregate` and :meth:`update` as needed; no
     per-call state is stored on the module.
@@ -72,7 +84,12 @@ class MessagePassing(nn.Module):
     def message(self, x_j: Tensor, edge_weight: Tensor | None = None) -> Tensor:
         return x_j if edge_weight is None else x_j * broadcast_edges(edge_weight, x_j)
 
-    def aggregate(self, messages: Tensor, index: Tensor, num_nodes: int) -> Tensor:
+    def aggregate(self, messages: Tensor, index: Tensor, num_nodes: int, graph: Graph | None = None) -> Tensor:
+        """Reduce ``messages [E, *]`` per target. A callable ``aggregate`` that takes a ``graph``
+        keyword (e.g. :class:`~distgnn.layers.EquilibriumAggregation`, whose regulariser counts the
+        groups of the whole graph) receives the layer's graph, so it stays exact on a partition."""
+        if graph is not None and callable(self.aggr) and _takes_graph(self.aggr):
+            return self.aggr(messages, index, num_nodes, graph=graph)
         return scatter(messages, index, num_nodes, self.aggr)
 
     def update(self, embeddings: Tensor) -> Tensor:
@@ -94,7 +111,11 @@ class MessagePassing(nn.Module):
             out = self._spmm(x, graph, edge_weight)
         else:
             msg = self.message(**self._message_args(x, graph, e, edge_weight, kwargs))
-            out = self.aggregate(msg, graph.edge_index[1], graph.num_nodes)  # (N, *, F')
+            index = graph.edge_index[1]
+            if "graph" in _params(type(self).aggregate)[0]:
+                out = self.aggregate(msg, index, graph.num_nodes, graph=graph)  # (N, *, F')
+            else:  # a subclass's own aggregate(messages, index, num_nodes)
+                out = self.aggregate(msg, index, graph.num_nodes)  # (N, *, F')
         names, var_kw = _params(type(self).update)
         extra = {k: v for k, v in kwargs.items() if var_kw or k in names}
         if "x" in names and "x" not in extra:

@@ -1,9 +1,7 @@
 """EquilibriumAggregation: a set aggregation defined by a minimisation (Bartunov et al., 2022)."""
 from __future__ import annotations
 
-from contextlib import contextmanager
-from contextvars import ContextVar
-from typing import Iterator, Sequence
+from typing import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -11,38 +9,6 @@ from torch import Tensor, nn
 
 from ..graph import Graph, GraphError
 from .utils import check_positive_int
-
-_GROUP_GRAPH: ContextVar[Graph | None] = ContextVar("distgnn_equilibrium_graph", default=None)
-
-
-@contextmanager
-def groups_over(graph: Graph | Tensor) -> Iterator[None]:
-    """Within this block, an :class:`EquilibriumAggregation` called without ``graph=`` (e.g. as the
-    ``aggregate`` of a :class:`~distgnn.layers.MessagePassing` layer, which only passes
-    ``(messages, index, num_nodes)``) counts the groups of every part of ``graph``.
-
-    Use it in the ``forward`` of a message-passing layer that may run on a partitioned graph::
-
-        def forward(self, x, graph):
-            with groups_over(graph):
-                return self.propagate(x, graph)
-
-    The setting is local to the running thread (a :class:`contextvars.ContextVar`), never stored
-    on a module. ``graph`` may be anything a layer accepts as its graph; only a partitioned graph
-    changes the count (a plain ``edge_index`` or a whole :class:`~distgnn.graph.Graph` has one part).
-    """
-    if isinstance(graph, Tensor):  # an edge_index: a whole graph
-        graph = None
-    elif not isinstance(graph, Graph):
-        raise GraphError(
-            f"groups_over: expected a distgnn Graph, PartitionedGraph or edge_index, got {type(graph).__name__}"
-        )
-    token = _GROUP_GRAPH.set(graph)
-    try:
-        yield
-    finally:
-        _GROUP_GRAPH.reset(token)
-
 
 class EquilibriumAggregation(nn.Module):
     r"""Equilibrium aggregation of `Bartunov et al. <https://arxiv.org/abs/2202.12795>`_: the
@@ -85,10 +51,12 @@ class EquilibriumAggregation(nn.Module):
     **The groups interact through the regulariser**: ``R`` is a *mean* over the ``G`` groups, so
     ``y_g`` depends on ``G`` (its gradient is ``2 softplus(lambda) y_g / G``). Hence a disjoint
     batch of graphs is not the same as each graph alone (``G`` counts the nodes of all of them),
-    exactly as in the reference. On a partitioned graph, pass ``graph=`` (or run the layer inside
-    :func:`groups_over`): ``G`` is then the number of groups of all parts (one all-reduce), so
-    each part's rows equal those of the whole graph; each group must live on one part (as the
-    target nodes of a message-passing layer do).
+    exactly as in the reference. On a partitioned graph, pass ``graph=``: ``G`` is then the number
+    of groups of all parts (one all-reduce), so each part's rows equal those of the whole graph;
+    each group must live on one part (as the target nodes of a message-passing layer do). As the
+    ``aggregate`` of a :class:`~distgnn.layers.MessagePassing` layer it receives the layer's graph
+    from the core (``f(messages, index, num_nodes, graph=graph)``), so such a layer runs on a
+    partitioned graph unchanged.
 
     Deviation from the spec (``layers.md``), where the reference's numbers win: the final
     ``Linear`` to one number also gets its residual projection ``Linear_out([x_i || y_g])``, as in
@@ -199,7 +167,6 @@ class EquilibriumAggregation(nn.Module):
         index, groups = self._groups(rows.shape[0], index, ptr, dim_size, rows.device)
         if graph is not None and not isinstance(graph, Graph):
             raise GraphError(f"EquilibriumAggregation: graph must be a distgnn Graph, got {type(graph).__name__}")
-        graph = graph if graph is not None else _GROUP_GRAPH.get()
         total = groups
         if graph is not None and graph.is_partitioned:
             count = torch.tensor([float(groups)], dtype=torch.float64, device=rows.device)
