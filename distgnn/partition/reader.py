@@ -139,7 +139,7 @@ def read_verified(fs, root: str, rel: str, info: FileInfo):
             if size != info.bytes:
                 raise PartitionError(f"{rel}: {size} bytes, the manifest says {info.bytes} (truncated or rewritten; "
                                      "run python -m distgnn.partition verify)")
-            data = bytearray(size)
+            data = pa.allocate_buffer(size)  # not zero-filled: every byte is read into it
             view = memoryview(data)
             h = hashlib.sha256()
             done = 0
@@ -156,7 +156,7 @@ def read_verified(fs, root: str, rel: str, info: FileInfo):
     if h.hexdigest() != info.sha256:
         raise PartitionError(f"{rel}: sha256 mismatch (changed or damaged after it was written; "
                              "run python -m distgnn.partition verify)")
-    return pa.py_buffer(data)
+    return data
 
 
 def read_table(fs, root: str, rel: str, columns=None, expect: FileInfo | None = None):
