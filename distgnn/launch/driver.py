@@ -98,6 +98,8 @@ def _read_checkpoint(path: str) -> dict:
     if data.startswith(_MAGIC):
         end = data.find(b"\n", 0, 256)
         try:
+            if end < 0:
+                raise ValueError("no end of header")
             _, version, digest, size = data[:end].decode("ascii").split(" ")
             version, digest, size = int(version), digest.removeprefix("sha256="), int(size.removeprefix("bytes="))
         except (ValueError, UnicodeDecodeError):

@@ -133,6 +133,7 @@ def _silent_flip(path: Path) -> int:
 
 
 # -- 1. shards are verified where they are read --------------------------------------------------------
+@pytest.mark.slow
 @pytest.mark.parametrize("name", [
     pytest.param("nodes", id="shard-flip-nodes"),
     pytest.param("edges", id="shard-flip-edges"),
@@ -177,6 +178,7 @@ def _foreign(path: Path) -> None:
     torch.save({"state_dict": {"weight": torch.zeros(3)}, "epoch": 99}, path)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("damage", [
     pytest.param(_zero, id="ckpt-zero-bytes"),
     pytest.param(_truncate, id="ckpt-truncated"),
@@ -197,6 +199,7 @@ def test_damaged_newest_checkpoint_falls_back(ray_session, tiny_parts, checkpoin
     assert warned and "\n" not in warned[0], said
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", [
     pytest.param("none-good", id="ckpt-none-good"),
     pytest.param("tmp-leftover", id="ckpt-tmp-leftover"),
@@ -295,6 +298,7 @@ def _loopback(address: str) -> bool:
     return ip.is_loopback
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("where", [pytest.param("launch", id="listen-loopback-only")])
 def test_nothing_listens_beyond_the_loopback(ray_session, tiny_parts, where):
     seen = []
@@ -342,6 +346,7 @@ def _huge_features(x):
     return x * np.float32(1e36)  # finite, but a step at a huge learning rate overflows
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("column, fn, match", [
     pytest.param("label", _train_node_unlabelled, r"part-00001/nodes\.parquet: node \d+ is a train(ing)? node "
                  r"without a label", id="label-unlabelled-train-node"),
@@ -356,10 +361,12 @@ def test_bad_values_in_a_partition_are_refused(ray_session, tiny_parts, tmp_path
     _refused(parts, match)
 
 
-def test_a_diverging_loss_is_an_error_not_success(ray_session, tiny_parts, tmp_path):
+@pytest.mark.slow
+@pytest.mark.parametrize("lr", [pytest.param(1e30, id="loss-diverges")])
+def test_a_diverging_loss_is_an_error_not_success(ray_session, tiny_parts, tmp_path, lr):
     parts = _bad_partition(tiny_parts, tmp_path, "features", _huge_features)
     epochs = []
-    driver = _driver(parts, lr=1e30, epochs=3)
+    driver = _driver(parts, lr=lr, epochs=3)
     driver.on_epoch = epochs.append
     with pytest.raises(LaunchError, match=r"^epoch [123]: the training loss is (nan|inf) \(it diverged") as info:
         driver.run()
@@ -488,10 +495,11 @@ def test_a_list_feature_column_is_never_dropped(tmp_path, name):
     assert data.x is not None and data.x.shape == (6, 3) and data.x[4].tolist() == [4.0, 1.0, 2.0]
 
 
-def test_ambiguous_list_feature_columns_are_an_error(tmp_path):
+@pytest.mark.parametrize("scalar", [pytest.param("feat_0", id="list-column-ambiguous")])
+def test_ambiguous_list_feature_columns_are_an_error(tmp_path, scalar):
     edges = _edges_parquet(tmp_path / "edges.parquet", [0, 1], [1, 2])
     nodes = _nodes_with_list(tmp_path / "nodes.parquet", "features")
-    table = pq.read_table(nodes).append_column("feat_0", pa.array([1.0] * 6, pa.float32()))
+    table = pq.read_table(nodes).append_column(scalar, pa.array([1.0] * 6, pa.float32()))
     pq.write_table(table, nodes)
     with pytest.raises(DataError, match=r"nodes\.parquet: both a list column 'features' and scalar feature columns "
                                         r"\(feat_0\); pass features="):
@@ -518,13 +526,13 @@ _CRASH = textwrap.dedent("""
         if point == "between-moves" and ".old-" in dst:
             os._exit(9)
     storage.AtomicOutput._move = move
-    original_exchange = storage._exchange
+    original_exchange = getattr(storage, "_exchange", None)
     def exchange(a, b):
         ok = original_exchange(a, b)
         if point == "after-exchange":
             os._exit(9)
         return ok
-    if point != "between-moves":
+    if point != "between-moves" and original_exchange is not None:
         storage._exchange = exchange
     def commit(self, _c=storage.AtomicOutput.commit):
         if point == "before-commit":
@@ -560,11 +568,12 @@ def test_killed_overwrite_leaves_a_partition(tmp_path, point):
     assert load_manifest(out).num_parts == 2
 
 
-def test_a_partition_left_beside_out_is_restored(tmp_path, caplog):
+@pytest.mark.parametrize("left", [pytest.param(".out.old-0123456789ab", id="overwrite-restores-left-partition")])
+def test_a_partition_left_beside_out_is_restored(tmp_path, caplog, left):
     """A crash between the two renames of a non-atomic filesystem: OUT is gone, OUT.old-* holds it."""
     out = tmp_path / "out"
     partition(_small_graph(), 2, out, method="range")
-    os.rename(out, tmp_path / ".out.old-0123456789ab")
+    os.rename(out, tmp_path / left)
     (tmp_path / ".out.tmp-0123456789ab").mkdir()
     partition(_small_graph(), 3, tmp_path / "other", method="range")  # another output: left alone
     with pytest.raises(PartitionError, match="output directory exists and is not empty"):
@@ -639,8 +648,10 @@ def _ray_address() -> str:
     return ray.get_runtime_context().gcs_address
 
 
-def test_ray_address_in_the_environment_joins_that_cluster(ray_session, tiny_parts):
-    proc = _driver_process(tiny_parts, "--epochs", "1", env={"RAY_ADDRESS": _ray_address()})
+@pytest.mark.slow
+@pytest.mark.parametrize("variable", [pytest.param("RAY_ADDRESS", id="ray-address-env")])
+def test_ray_address_in_the_environment_joins_that_cluster(ray_session, tiny_parts, variable):
+    proc = _driver_process(tiny_parts, "--epochs", "1", env={variable: _ray_address()})
     pids, head = _worker_pids(proc)
     out = head + proc.communicate(timeout=120)[0]
     assert proc.returncode == 0, out
