@@ -9,7 +9,9 @@ edge_index     ``[2, E]`` int64    row 0 source ``j``, row 1 target ``i`` (``j -
 num_nodes      int                 ``N``; every id in ``edge_index`` lies in ``[0, N)``
 x              ``[N, F]`` float    node features (or ``None``)
 y              ``[N]`` int64       class labels ``0..C-1`` (``C <= N``), ``-1`` for unlabelled
-                                   nodes (or ``None``)
+                                   nodes (or ``None``); other tasks (:mod:`distgnn.tasks`):
+                                   ``[N]``/``[N, C]`` float targets (NaN unlabelled) or an
+                                   ``[N, C]`` 0/1 multi-label column
 train_mask     ``[N]`` bool        training nodes (or ``None``); likewise ``val_mask``,
                                    ``test_mask``; a masked node must have a label
 edge_attr      ``[E, S]`` float    edge features aligned with ``edge_index`` (or ``None``)
@@ -56,6 +58,10 @@ class GraphData:
     def num_classes(self) -> int:
         if self.y is None or self.y.numel() == 0:
             return 0
+        if self.y.dim() == 2:
+            return int(self.y.shape[1])
+        if self.y.is_floating_point():
+            return 1
         return int(self.y.max().item()) + 1
 
     def validate(self, source: str | None = None) -> None:
@@ -85,7 +91,10 @@ class GraphData:
             if not bool(torch.isfinite(self.x).all()):
                 bad = int((~torch.isfinite(self.x)).any(dim=1).nonzero()[0, 0])
                 raise DataError(f"x{where} has NaN or infinite values (first at node {bad})")
-        if self.y is not None:
+        classes = self.y is not None and self.y.dim() == 1 and not self.y.is_floating_point()
+        if self.y is not None and not classes:  # regression targets or a multi-label column (distgnn.tasks checks them)
+            _check_rows(self.y, n, "y", where, dim=self.y.dim() if self.y.dim() in (1, 2) else 1)
+        if classes:
             _check_rows(self.y, n, "y", where, dim=1)
             if self.y.dtype != torch.long:
                 raise DataError(f"y{where} must be int64 class ids, got {self.y.dtype}")
@@ -100,7 +109,7 @@ class GraphData:
                 _check_rows(m, n, name, where, dim=1)
                 if m.dtype != torch.bool:
                     raise DataError(f"{name}{where} must be a bool tensor, got {m.dtype}")
-                if self.y is not None and bool((m & (self.y < 0)).any()):
+                if classes and bool((m & (self.y < 0)).any()):
                     node = int((m & (self.y < 0)).nonzero()[0, 0])
                     raise DataError(f"y{where} is -1 (no label) at node {node}, which is in {name}; label it or "
                                     "leave it out of the mask")
