@@ -99,9 +99,9 @@ class CSR:
         csr = self.t() if transpose else self
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*Sparse CSR tensor support is in beta.*")
-            return torch.sparse_csr_tensor(
-                csr.crow, csr.col, values.index_select(0, csr.perm), (csr.num_rows, csr.num_cols), check_invariants=False
-            )
+            size = (csr.num_rows, csr.num_cols)
+            vals = values.index_select(0, csr.perm)  # CSR order
+            return torch.sparse_csr_tensor(csr.crow, csr.col, vals, size, check_invariants=False)
 
 
 def _compress(index: Tensor, n: int) -> Tensor:

@@ -1,11 +1,13 @@
 """The collective halo exchange on real processes (gloo, spawned ranks).
 
-- gradcheck (float64) of gather, scatter, gather_reverse and all_reduce as functions of the
-  inputs of ALL ranks (see :func:`_joint`);
+- gradcheck and gradgradcheck (float64) of gather, scatter, gather_reverse and all_reduce as
+  functions of the inputs of ALL ranks (see :func:`_joint`);
 - values against the whole graph, bytes counted per gather/scatter, zero-size sends/receives and
   a rank owning nothing (4 ranks), clear errors;
 - partitioned == whole for every registered node-level layer (and variants) on 2 and 3 real
-  processes: outputs, input gradients, gradient-synchronised parameter gradients, buffers.
+  processes: outputs, input gradients, gradient-synchronised parameter gradients, buffers;
+- and at second order on 3 real processes (one without edges): the gradient of the squared
+  first-order input gradients, every exchange of the backward differentiated again.
 """
 from __future__ import annotations
 
@@ -23,7 +25,17 @@ from distgnn.layers.registry import convolutions
 from tests.graphs import ASSIGNMENTS, random_graph
 from tests.launch.spawn import run_ranks
 from tests.layers.references import CASES
-from tests.layers.test_conformance import TOL, _weights, build, call, edge_features, features
+from tests.layers.test_conformance import (
+    TOL,
+    _edge_weight,
+    _penalty,
+    _takes_edge_weight,
+    _weights,
+    build,
+    call,
+    edge_features,
+    features,
+)
 
 REGISTRY = convolutions()  # the conv layers: what this suite runs
 
@@ -83,15 +95,26 @@ def _gradcheck_rank(rank, world_size):
         X = _rand((sum(rows_in),) + SHAPE, 7).requires_grad_()
         ok = torch.autograd.gradcheck(_joint(ex, rank, op, rows_in, rows_out), (X,), eps=1e-6, atol=1e-7)
         assert ok, what
+        # second order: the backward (an exchange on the adjoint plan) is itself differentiable;
+        # squared, so that the second derivative also goes through the forward exchange
+        # (narrower rows: gradgradcheck perturbs inputs and output gradients one entry at a time)
+        squared = lambda t, op=op: op(t) ** 2  # noqa: E731
+        X = _rand((sum(rows_in), 1, 2), 8).requires_grad_()
+        G = _rand((sum(rows_out), 1, 2), 9)  # the same output gradient on every rank
+        f = _joint(ex, rank, squared, rows_in, rows_out)
+        assert torch.autograd.gradgradcheck(f, (X,), (G,), eps=1e-6, atol=1e-7), f"{what} (second order)"
     # all_reduce alone, every rank perturbing its own input (the Jacobian is the same for all)
     t = _rand((3,) + SHAPE, rank).requires_grad_()
     assert torch.autograd.gradcheck(ex.all_reduce, (t,)), "plain all_reduce"
+    G = _rand((3,) + SHAPE, 9)
+    squared = lambda t_: ex.all_reduce(t_) ** 2  # noqa: E731
+    assert torch.autograd.gradgradcheck(squared, (t,), (G,)), "plain all_reduce (second order)"
     return sorted(checks)
 
 
 @pytest.mark.multiprocess
-def test_gradcheck_float64_two_ranks(tmp_path):
-    out = run_ranks(_gradcheck_rank, 2, tmp_path, timeout=90)
+def test_gradcheck_and_gradgradcheck_float64_two_ranks(tmp_path):
+    out = run_ranks(_gradcheck_rank, 2, tmp_path, timeout=120)
     assert out == [["all_reduce", "gather", "gather_reverse", "scatter"]] * 2
 
 
@@ -363,4 +386,119 @@ def test_partitioned_equals_whole_on_processes(tmp_path, split, world_size, shar
     bad = []
     for case in cases:
         bad += _mismatches(case, ranks, _whole(*case))
+    assert not bad, f"{len(bad)} mismatches:\n" + "\n".join(bad)
+
+
+# -- second derivatives on real processes --------------------------------------------------------------
+def _second_order_inputs(name, n, num_edges):
+    """Whole-graph inputs: x, e (layers with edge features), a trainable edge_weight (layers that
+    take one: whole-graph weighted degrees then go through the halo)."""
+    x = features(n).requires_grad_()
+    e = edge_features(name, num_edges)
+    w = _edge_weight(num_edges) if _takes_edge_weight(name) else None
+    return x, e, w
+
+
+def _second_order_rank(rank, world_size, split, cases):
+    """Per case: this rank's share of ``P = |dL/dx|^2 + ...`` (see
+    :func:`tests.layers.test_conformance._penalty`) summed over ranks, the gradient of its share
+    w.r.t. its rows of the inputs and, summed over ranks (gradient synchronisation), w.r.t. the
+    parameters. Every exchange of the first backward is differentiated again, collectively."""
+    edge_index, n, parts = _split(world_size, split)
+    g = collective_part(parts, rank)
+    results = {}
+    for name, variant in cases:
+        try:
+            layer = build(name, _make(name, variant))
+            x, e, w = _second_order_inputs(name, n, edge_index.shape[1])
+            x = x[g.node_ids].detach().requires_grad_()
+            e = None if e is None else e[g.edge_ids].detach().requires_grad_()
+            w = None if w is None else w[g.edge_ids].detach().requires_grad_()
+            leaves = [t for t in (x, e, w) if t is not None]
+            out, eout = call(name, layer, x, g, e, **({} if w is None else {"edge_weight": w}))
+            loss = (out * _weights((n,) + tuple(out.shape[1:]), torch.float64, 51)[g.node_ids]).sum()
+            if eout is not None:
+                re_ = _weights((edge_index.shape[1],) + tuple(eout.shape[1:]), torch.float64, 52)
+                loss = loss + (eout * re_[g.edge_ids]).sum()
+            penalty = _penalty(loss, leaves)  # this rank's rows of the first derivatives
+            params = [p for _, p in sorted(layer.named_parameters())]
+            grads = torch.autograd.grad(penalty, leaves + params, materialize_grads=True)
+            synced = {}
+            for (pname, _), gr in zip(sorted(layer.named_parameters()), grads[len(leaves) :]):
+                gr = gr.detach().clone()
+                dist.all_reduce(gr)  # gradient synchronisation
+                synced[pname] = gr.numpy()
+            total = penalty.detach().reshape(1).clone()
+            dist.all_reduce(total)
+        except Exception as exc:  # name the layer in the traceback the parent shows
+            raise RuntimeError(f"{name}{'-' + variant if variant else ''} failed on rank {rank}") from exc
+        results[(name, variant)] = dict(
+            penalty=total.numpy(), leaves=[gr.detach().numpy() for gr in grads[: len(leaves)]], grads=synced
+        )
+    return dict(node_ids=g.node_ids.numpy(), edge_ids=g.edge_ids.numpy(), results=results)
+
+
+def _second_order_whole(name, variant):
+    edge_index, n = random_graph(seed=16)
+    layer = build(name, _make(name, variant))
+    x, e, w = _second_order_inputs(name, n, edge_index.shape[1])
+    if e is not None:
+        e.requires_grad_()
+    leaves = [t for t in (x, e, w) if t is not None]
+    out, eout = call(name, layer, x, edge_index, e, **({} if w is None else {"edge_weight": w}))
+    loss = (out * _weights(out.shape, torch.float64, 51)).sum()
+    if eout is not None:
+        loss = loss + (eout * _weights(eout.shape, torch.float64, 52)).sum()
+    penalty = _penalty(loss, leaves)
+    params = [p for _, p in sorted(layer.named_parameters())]
+    grads = torch.autograd.grad(penalty, leaves + params, materialize_grads=True)
+    names = [pname for pname, _ in sorted(layer.named_parameters())]
+    return dict(
+        penalty=penalty.detach().reshape(1).numpy(),
+        leaves=[gr.numpy() for gr in grads[: len(leaves)]],
+        grads={pname: gr.numpy() for pname, gr in zip(names, grads[len(leaves) :])},
+    )
+
+
+def _second_order_mismatches(case, ranks, whole) -> list[str]:
+    tol = TOL[torch.float64]
+    label = f"{case[0]}{'-' + case[1] if case[1] else ''}"
+    bad = []
+
+    def check(what, got, want):
+        try:
+            np.testing.assert_allclose(got, want, rtol=tol["rtol"], atol=tol["atol"])
+        except AssertionError as exc:
+            detail = [ln.strip() for ln in str(exc).splitlines() if ln.strip().startswith(("Mismatched", "Max abs"))]
+            bad.append(f"{label}: {what}: {'; '.join(detail)}")
+
+    nodes = np.concatenate([r["node_ids"] for r in ranks])
+    edges = np.concatenate([r["edge_ids"] for r in ranks])
+    for i, want in enumerate(whole["leaves"]):  # x, then e and/or edge_weight (per edge)
+        got = np.concatenate([r["results"][case]["leaves"][i] for r in ranks])
+        check(f"second derivative of input {i}", got, want[nodes if i == 0 else edges])
+    for q, r in enumerate(ranks):
+        res = r["results"][case]
+        check(f"rank {q} penalty", res["penalty"], whole["penalty"])
+        assert set(res["grads"]) == set(whole["grads"])
+        for pname, want in whole["grads"].items():
+            check(f"rank {q} synchronised second derivative of {pname}", res["grads"][pname], want)
+    return bad
+
+
+@pytest.mark.multiprocess
+@pytest.mark.slow
+def test_second_derivatives_partitioned_equal_whole_on_processes(tmp_path):
+    """Every node-level layer (and variant) on 3 real processes, one of them without edges:
+    the gradient of the squared first-order input gradients (x; e and a trainable edge_weight
+    where the layer takes them) equals the whole graph's, for the inputs and the synchronised
+    parameters. Every rank must make the same collectives in the double backward, also where its
+    tensors are empty (a rank that skipped one would leave the others waiting)."""
+    cases = _cases()
+    _, _, parts = _split(3, "3-parts")
+    assert min(p.num_edges for p in parts) == 0, "the 3-rank split must include a rank with no edges"
+    ranks = run_ranks(_second_order_rank, 3, tmp_path, "3-parts", cases, timeout=150)
+    bad = []
+    for case in cases:
+        bad += _second_order_mismatches(case, ranks, _second_order_whole(*case))
     assert not bad, f"{len(bad)} mismatches:\n" + "\n".join(bad)

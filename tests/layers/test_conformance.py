@@ -5,11 +5,14 @@ node-relabelling equivariance, disjoint == each graph alone, mixed/batch == sing
 and partitioned == whole (outputs, input gradients, parameter gradients, batch-norm statistics)
 on 2, 3 and 4 in-process parts — including a part with no edges and a part with no nodes — in
 float32 and float64. Layers with edge features get them; layers returning ``(X', E')`` have both
-outputs checked.
+outputs checked. Second derivatives: gradgradcheck w.r.t. inputs and parameters on a graph with
+duplicate, unsorted edges and a self-loop, and partitioned == whole for the gradient of squared
+first-order gradients (batch norm in training mode included).
 """
 from __future__ import annotations
 
 import copy
+import inspect
 
 import pytest
 import torch
@@ -344,3 +347,135 @@ def test_partitioned_equals_whole_in_mixed_mode(name, make):
     assert_close(part_out, out, torch.float64, "outputs")
     (pgx,) = torch.autograd.grad(sum((o * r[:, g.node_ids]).sum() for g, (o, _) in zip(parts, res)), [x])
     assert_close(pgx, gx, torch.float64, "input gradient")
+
+
+# -- second derivatives ------------------------------------------------------------------------------
+def _second_order_graph():
+    """7 nodes, 14 edges in random (unsorted) order, with a self-loop, a duplicated edge and an
+    isolated node: small enough for gradgradcheck, hard enough to catch a merged duplicate."""
+    edge_index, n = random_graph(n=7, e=12, seed=31, isolated=(6,))
+    assert edge_index.shape[1] > torch.unique(edge_index, dim=1).shape[1], "needs a duplicate edge"
+    assert bool((edge_index[0] == edge_index[1]).any()), "needs a self-loop"
+    return edge_index, n
+
+
+def _takes_edge_weight(name) -> bool:
+    return "edge_weight" in inspect.signature(REGISTRY[name].cls.forward).parameters
+
+
+def _edge_weight(num_edges, seed=41):
+    """Positive trainable edge weights (so normalisations stay away from zero degrees)."""
+    g = torch.Generator().manual_seed(seed)
+    return (0.5 + torch.rand(num_edges, generator=g, dtype=torch.float64)).requires_grad_()
+
+
+def _second_order_case(name, make):
+    """The layer, its inputs (x, then e and edge_weight where it has them, all requiring grad) and
+    ``fn(params, *inputs)``, the layer as a function of its parameters and inputs."""
+    layer = build(name, make)  # training mode (batch statistics through all_reduce), no dropout
+    single = "single" in REGISTRY[name].modes
+    if single:
+        edge_index, n = _second_order_graph()
+        x = features(n, seed=32).requires_grad_()
+        e = edge_features(name, edge_index.shape[1], seed=33)
+        a = edge_index
+    else:  # dense batches: a constant adjacency (its entries select edges), features and e vary
+        n = 4
+        a = dense(random_graph(n=n, e=7, seed=34, isolated=())[0], n).unsqueeze(0)  # (1, N, N)
+        a[0, 1, 1] = 1.0  # a self-loop
+        x = features(n, seed=32, batch=1).requires_grad_()  # (1, N, F)
+        e = edge_features(name, 0, seed=33, shape=(1, n, n))
+    names = ["x"]
+    inputs = [x]
+    if e is not None:
+        names.append("e")
+        inputs.append(e.requires_grad_())
+    if single and _takes_edge_weight(name):
+        names.append("edge_weight")
+        inputs.append(_edge_weight(a.shape[1]))
+
+    def fn(params, *args):
+        kw = dict(zip(names, args))
+        return torch.func.functional_call(layer, params, (kw.pop("x"), a), kw)  # out, or (out, e_out)
+
+    return layer, names, inputs, fn
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name,make", _case_params())
+def test_second_derivatives(name, make):
+    """gradcheck and gradgradcheck (float64) w.r.t. the inputs (x; e and a trainable edge_weight
+    where the layer takes them), entry by entry, then w.r.t. inputs and parameters together in
+    fast mode (random projections of the same Jacobians), on a graph with duplicate, unsorted
+    edges and a self-loop: the backward of every layer is itself differentiable, exactly."""
+    layer, names, inputs, fn = _second_order_case(name, make)
+    pnames = [p for p, _ in sorted(layer.named_parameters())]
+    params = [p.detach().clone().requires_grad_() for _, p in sorted(layer.named_parameters())]
+    fixed = dict(zip(pnames, params))
+    of_inputs = lambda *args: fn(fixed, *args)  # noqa: E731
+    assert torch.autograd.gradcheck(of_inputs, tuple(inputs))
+    assert torch.autograd.gradgradcheck(of_inputs, tuple(inputs))
+
+    def of_all(*args):
+        return fn(dict(zip(pnames, args[len(inputs) :])), *args[: len(inputs)])
+
+    assert torch.autograd.gradgradcheck(of_all, tuple(inputs) + tuple(params), fast_mode=True)
+
+
+def _penalty(loss, leaves):
+    """``P = sum over leaves of |d loss / d leaf|^2``: first derivatives kept in the graph
+    (``create_graph=True``) so that ``P`` can be differentiated again."""
+    firsts = torch.autograd.grad(loss, leaves, create_graph=True, materialize_grads=True)  # unused: zeros
+    return sum((g_ * g_).sum() for g_ in firsts)
+
+
+@pytest.mark.parametrize("split", ["2-parts", "3-parts"])
+@pytest.mark.parametrize("name,make", _case_params(["single"]))
+def test_partitioned_second_derivatives_equal_whole(name, make, split):
+    """On in-process parts, the gradient of the squared first-order input gradients (x; e and a
+    trainable edge_weight where the layer takes them) w.r.t. the inputs and the parameters (summed
+    over the replicas) equals the whole graph's: halo exchange, whole-graph degrees and batch-norm
+    all-reduces are exact at second order. Training mode, no dropout."""
+    edge_index, n = random_graph(seed=16)
+    snapshot = build(name, make)
+    layer = copy.deepcopy(snapshot)
+    x = features(n).requires_grad_()
+    e = edge_features(name, edge_index.shape[1])
+    if e is not None:
+        e.requires_grad_()
+    w = _edge_weight(edge_index.shape[1]) if _takes_edge_weight(name) else None
+    leaf_names, leaves = zip(*[(k, t) for k, t in (("x", x), ("e", e), ("edge_weight", w)) if t is not None])
+    leaves = list(leaves)
+    params = [p for _, p in sorted(layer.named_parameters())]
+
+    out, eout = call(name, layer, x, edge_index, e, **({} if w is None else {"edge_weight": w}))
+    r = _weights(out.shape, torch.float64, 51)
+    re_ = None if eout is None else _weights(eout.shape, torch.float64, 52)
+    loss = (out * r).sum() + (0.0 if eout is None else (eout * re_).sum())
+    penalty = _penalty(loss, leaves)
+    expected = torch.autograd.grad(penalty, leaves + params, allow_unused=True)
+
+    assignment = ASSIGNMENTS[split]
+    parts = split_graph(edge_index, assignment, n, num_parts=int(assignment.max()) + 1)
+    replicas = [copy.deepcopy(snapshot) for _ in parts]
+
+    def run(p, g):
+        kw = {} if w is None else {"edge_weight": w[g.edge_ids]}
+        return call(name, replicas[p], x[g.node_ids], g, None if e is None else e[g.edge_ids], **kw)
+
+    res = run_parts(parts, run)
+    part_loss = sum((o * r[g.node_ids]).sum() for g, (o, _) in zip(parts, res))
+    if eout is not None:
+        part_loss = part_loss + sum((eo * re_[g.edge_ids]).sum() for g, (_, eo) in zip(parts, res))
+    part_penalty = _penalty(part_loss, leaves)
+    assert_close(part_penalty, penalty, torch.float64, "penalty")
+    flat = [p for rep in replicas for _, p in sorted(rep.named_parameters())]
+    got = torch.autograd.grad(part_penalty, leaves + flat, allow_unused=True)
+    zeros = lambda t, like: torch.zeros_like(like) if t is None else t  # noqa: E731
+    for i, leaf in enumerate(leaf_names):
+        want = zeros(expected[i], leaves[i])
+        assert_close(zeros(got[i], leaves[i]), want, torch.float64, f"second derivative of {leaf}")
+    k, nl = len(params), len(leaves)
+    for i, (pname, _) in enumerate(sorted(layer.named_parameters())):
+        summed = sum(zeros(got[nl + q * k + i], params[i]) for q in range(len(parts)))
+        assert_close(summed, zeros(expected[nl + i], params[i]), torch.float64, f"second derivative of {pname}")

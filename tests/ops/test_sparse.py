@@ -26,7 +26,9 @@ def dense_spmm(src, dst, w, x, rows):
 
 # rows, cols, edges (src, dst): duplicate edges, unsorted edges, self-loops, a rectangular A, no edge
 GRAPHS = {
-    "duplicates-unsorted-loops": (4, 5, [(4, 1), (0, 2), (2, 2), (1, 0), (4, 1), (3, 3), (0, 2), (4, 1), (1, 3), (2, 0)]),
+    "duplicates-unsorted-loops": (
+        4, 5, [(4, 1), (0, 2), (2, 2), (1, 0), (4, 1), (3, 3), (0, 2), (4, 1), (1, 3), (2, 0)]
+    ),
     "self-loops-only": (3, 3, [(2, 2), (0, 0), (2, 2), (1, 1)]),
     "rectangular-random": (6, 7, None),
     "empty": (3, 4, []),
