@@ -1,7 +1,10 @@
-"""Ready-made node-classification stacks built from :mod:`distgnn.layers`.
+"""Models: ready-made stacks (``gcn``, ``sage``, ``gat``), a stack of any registered node-level
+convolution (:class:`LayerStack`) and :func:`model_builder`, which turns a CLI/API model spec into
+``build(in_channels, out_channels) -> nn.Module``.
 
-Every model is ``forward(x [N, F], graph) -> logits [N, classes]`` and runs unchanged on a whole
-graph or on one part of a partitioned graph.
+Every model is ``forward(x [N, F], graph, **inputs) -> [N, out_channels]`` and runs unchanged on a
+whole graph or on one part of a partitioned graph; ``e=`` (edge features ``[E, S]`` in the graph's
+edge order) is passed only to models whose forward takes ``e``.
 """
 from __future__ import annotations
 
@@ -116,4 +119,6 @@ def build_model(name: str, in_channels: int, out_channels: int, hidden_channels:
     return cls(in_channels, hidden, out_channels, **kwargs)
 
 
-__all__ = ["GAT", "GCN", "GraphSAGE", "MODELS", "build_model"]
+from .builder import LayerStack, ModelError, layer_names, model_builder  # noqa: E402
+
+__all__ = ["GAT", "GCN", "GraphSAGE", "LayerStack", "MODELS", "ModelError", "build_model", "layer_names", "model_builder"]
