@@ -317,6 +317,9 @@ class PartitionedGraph(Graph):
     def gather_src(self, x: Tensor) -> Tensor:
         if x.shape[0] != self.num_nodes:
             raise GraphError(f"part {self.part}: x has {x.shape[0]} rows but the part owns {self.num_nodes} nodes")
+        if x.dim() == 1:  # torch.cat's backward drops an empty 1-D input: a rank without halo would
+            # then skip the exchange in a double backward that its peers make, and they would wait
+            return self.gather_src(x.unsqueeze(1)).squeeze(1)  # (N + N_halo,)
         return torch.cat([x, self.exchange.gather(x)], dim=0)  # (N + N_halo, *)
 
     def scatter_src(self, y: Tensor) -> Tensor:

@@ -137,3 +137,19 @@ def test_derived_partitioned_graph_refuses_gather_reverse():
     parts = split_graph(ei, ASSIGNMENTS["2-parts"], n, timeout=10)
     with pytest.raises(GraphError, match="only available on the partitioned graph itself"):
         run_parts(parts, lambda p, g: add_self_loops(g)[0].gather_reverse(torch.zeros(g.num_edges + g.num_nodes, 1)))
+
+
+@pytest.mark.parametrize("split", ["3-parts", "4-parts-one-empty"])
+def test_one_dimensional_rows_have_exact_second_derivatives_on_parts(split):
+    """``gather_src`` of ``[N]`` rows keeps every part's halo exchange in a double backward (torch.cat
+    drops empty 1-D inputs from its backward, which would let a part without halo skip it)."""
+    edge_index, n = random_graph()
+    parts = split_graph(edge_index, ASSIGNMENTS[split], n)
+    x = torch.randn(n, dtype=torch.float64, generator=torch.Generator().manual_seed(3), requires_grad=True)
+    outs = run_parts(parts, lambda p, g: (g.gather_src(x[g.node_ids])[g.edge_index[0]] ** 3).sum())
+    (gx,) = torch.autograd.grad(sum(outs), x, create_graph=True)
+    (ggx,) = torch.autograd.grad((gx**2).sum(), x)
+    (wx,) = torch.autograd.grad((x[edge_index[0]] ** 3).sum(), x, create_graph=True)
+    (wwx,) = torch.autograd.grad((wx**2).sum(), x)
+    torch.testing.assert_close(gx, wx, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(ggx, wwx, rtol=1e-12, atol=1e-12)

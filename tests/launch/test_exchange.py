@@ -502,3 +502,28 @@ def test_second_derivatives_partitioned_equal_whole_on_processes(tmp_path):
     for case in cases:
         bad += _second_order_mismatches(case, ranks, _second_order_whole(*case))
     assert not bad, f"{len(bad)} mismatches:\n" + "\n".join(bad)
+
+
+def _one_dimensional_rank(rank, world_size, split):
+    """Second derivative through ``gather_src`` of ``[N]`` rows; part 2 of "3-parts" has no halo."""
+    edge_index, n, parts = _split(world_size, split)
+    g = collective_part(parts, rank)
+    x_all = torch.randn(n, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    x = x_all[g.node_ids].clone().requires_grad_()
+    loss = (g.gather_src(x)[g.edge_index[0]] ** 3).sum()
+    (gx,) = torch.autograd.grad(loss, x, create_graph=True)
+    (ggx,) = torch.autograd.grad((gx**2).sum(), x)
+    return dict(node_ids=g.node_ids.numpy(), g=gx.detach().numpy(), gg=ggx.numpy())
+
+
+@pytest.mark.multiprocess
+def test_one_dimensional_rows_second_derivative_on_ranks_without_halo(tmp_path):
+    ranks = run_ranks(_one_dimensional_rank, 3, tmp_path, "3-parts", timeout=90)
+    edge_index, n, _ = _split(3, "3-parts")
+    x = torch.randn(n, dtype=torch.float64, generator=torch.Generator().manual_seed(3)).requires_grad_()
+    (wx,) = torch.autograd.grad((x[edge_index[0]] ** 3).sum(), x, create_graph=True)
+    (wwx,) = torch.autograd.grad((wx**2).sum(), x)
+    for r in ranks:
+        ids = torch.from_numpy(r["node_ids"])
+        torch.testing.assert_close(torch.from_numpy(r["g"]), wx[ids].detach(), rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(torch.from_numpy(r["gg"]), wwx[ids], rtol=1e-12, atol=1e-12)
