@@ -6,6 +6,7 @@ from .dataset import DataError, GraphData
 from .planetoid import default_data_dir, load_planetoid
 from .synthetic import rmat, sbm
 from .tables import load_edge_list, load_numpy, save_numpy
+from .transforms import TRANSFORMS, apply_transform, default_transform, load_dataset
 
 __all__ = [
     "GraphData",
@@ -17,4 +18,8 @@ __all__ = [
     "sbm",
     "rmat",
     "default_data_dir",
+    "TRANSFORMS",
+    "apply_transform",
+    "default_transform",
+    "load_dataset",
 ]

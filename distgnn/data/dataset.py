@@ -16,6 +16,8 @@ train_mask     ``[N]`` bool        training nodes (or ``None``); likewise ``val_
                                    ``test_mask``; a masked node must have a label
 edge_attr      ``[E, S]`` float    edge features aligned with ``edge_index`` (or ``None``)
 name           str                 a label for logs and manifests
+transforms     tuple of str        the feature transforms applied, in order (recorded in a
+                                   partition's manifest; :mod:`distgnn.data.transforms`)
 =============  ==================  =====================================================
 """
 from __future__ import annotations
@@ -42,6 +44,7 @@ class GraphData:
     edge_attr: Tensor | None = None
     name: str = "graph"
     meta: dict = field(default_factory=dict)
+    transforms: tuple[str, ...] = ()  # feature transforms applied so far (distgnn.data.transforms)
 
     def __post_init__(self) -> None:
         self.validate()

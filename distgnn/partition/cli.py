@@ -12,7 +12,8 @@ import resource
 import sys
 import time
 
-from ..data.dataset import DataError
+from ..data.dataset import DataError, GraphData
+from ..data.transforms import TRANSFORMS, apply_transform, default_transform
 from .errors import PartitionError, VerifyError
 from .format import BALANCES, METHODS, Manifest
 from .progress import no_progress
@@ -77,6 +78,9 @@ def _build_parser() -> argparse.ArgumentParser:
                    help="replace an existing partition at --out (atomically; never a directory without a "
                         "distgnn manifest.json, nor one that holds the input)")
     p.add_argument("--name", help="graph name recorded in the manifest (default: from INPUT)")
+    p.add_argument("--transform", choices=TRANSFORMS, default=None,
+                   help="node feature transform, recorded in the manifest (default: row-normalize for "
+                        "planetoid:NAME, as python -m distgnn.train does; none otherwise)")
     g = p.add_argument_group("edge-list tables")
     g.add_argument("--nodes", metavar="FILE", help="node table (.parquet/.csv): id, features, label, masks")
     g.add_argument("--src", default="src", help="source id column (default: src)")
@@ -191,6 +195,11 @@ def _run(args: argparse.Namespace, progress) -> Manifest:
         num_nodes=args.num_nodes, undirected=args.undirected, stream=args.method == "stream",
     )
     bar.close()
+    transform = args.transform or default_transform(args.input)
+    if isinstance(data, GraphData):
+        data = apply_transform(data, transform)
+    elif transform != "none":
+        raise PartitionError(f"{args.input}: --transform {transform} needs node features, and a streamed edge list has none")
     n = data.num_nodes
     if args.parts > n:
         raise PartitionError(f"{args.input}: cannot cut {n} nodes into {args.parts} parts (more parts than nodes)")

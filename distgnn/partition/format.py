@@ -119,6 +119,7 @@ adds a new number, never changes the meaning of an existing field). Example: Cor
       "quality": {"edge_cut": 390, "edge_cut_fraction": 0.036946, "node_balance": 1.028065,
                   "edge_balance": 1.005495, "train_balance": 1.114286, "halo_nodes": 263,
                   "metis_objective": 195},
+      "transforms": ["row-normalize"],
       "files": {
         "nodes-map.parquet": {"sha256": "15c0...", "bytes": 9535, "rows": 2708},
         "part-00000/nodes.parquet": {"sha256": "a02f...", "bytes": 78582, "rows": 1316},
@@ -137,6 +138,10 @@ owned by different parts (each makes its target wait for a halo feature), ``edge
 (``null`` without a train mask), ``halo_nodes`` = sum of the hop-1 halo sizes, and, for
 ``metis`` only, ``metis_objective`` = the cut METIS reports for the undirected simple graph it
 partitioned (each cut node pair counted once).
+
+``transforms`` lists the feature transforms applied to ``features`` before partitioning, in order
+(:mod:`distgnn.data.transforms`: ``"row-normalize"``; ``[]`` for raw features). A manifest
+without the key (written before it was recorded) reads as ``[]``.
 
 **Writing.** Everything is written into a temporary directory ``.OUT.tmp-<random>`` beside
 ``OUT``, ``manifest.json`` last, then renamed to ``OUT``: an interrupted run leaves no directory
@@ -248,6 +253,7 @@ class Manifest:
     edge_fields: tuple[FieldSpec, ...]
     quality: dict
     files: dict = field(default_factory=dict)  # relative path -> FileInfo
+    transforms: tuple[str, ...] = ()  # feature transforms applied before partitioning
     schema_version: int = SCHEMA_VERSION
     format: str = FORMAT_NAME
     created_by: str = "distgnn.partition"
@@ -279,6 +285,7 @@ class Manifest:
             "node_fields": [f.to_json() for f in self.node_fields],
             "edge_fields": [f.to_json() for f in self.edge_fields],
             "quality": self.quality,
+            "transforms": list(self.transforms),
             "files": {k: asdict(v) for k, v in self.files.items()},
             "created_by": self.created_by,
         }
@@ -314,12 +321,16 @@ class Manifest:
             raise PartitionError(f"{where}: malformed parts/files/fields ({err})") from None
         _require(len(parts) == d["num_parts"], where,
                  f"num_parts={d['num_parts']} but {len(parts)} parts are listed")
+        transforms = d.get("transforms", [])  # absent in manifests written before it was recorded
+        _require(isinstance(transforms, list) and all(isinstance(t, str) and t for t in transforms), where,
+                 f"transforms must be a list of transform names, got {transforms!r}")
         return cls(
             name=str(d.get("name", "graph")), num_nodes=d["num_nodes"], num_edges=d["num_edges"],
             num_parts=d["num_parts"], method=str(d.get("method")), balance=str(d.get("balance")),
             seed=d["seed"], halo_hops=d["halo_hops"], row_group_size=d["row_group_size"],
             parts=parts, node_fields=node_fields, edge_fields=edge_fields,
-            quality=dict(d.get("quality") or {}), files=files, schema_version=version,
+            quality=dict(d.get("quality") or {}), files=files, transforms=tuple(transforms),
+            schema_version=version,
             created_by=str(d.get("created_by", "")),
         )
 

@@ -116,7 +116,7 @@ def partition(
             name=name or graph.name, num_nodes=n, num_edges=graph.edges.num_edges, num_parts=num_parts,
             method=part_method.name, balance=balance, seed=seed, halo_hops=halo_hops,
             row_group_size=row_group_size, parts=tuple(parts), node_fields=graph.node_fields,
-            edge_fields=graph.edges.edge_fields, quality=quality, files=files,
+            edge_fields=graph.edges.edge_fields, quality=quality, files=files, transforms=graph.transforms,
         )
         write_bytes(fs, join(tmp, MANIFEST), manifest.to_json().encode())
         output.commit()

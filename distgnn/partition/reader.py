@@ -352,5 +352,5 @@ def reassemble(path: str | os.PathLike, *, original_ids: bool = False) -> tuple[
             fields[attr] = out
         edge_index = new_to_old[edge_index]
     data = GraphData(edge_index=torch.from_numpy(edge_index), num_nodes=n, edge_attr=edge_attr,
-                     name=m.name, **fields)
+                     name=m.name, transforms=m.transforms, **fields)
     return data, torch.from_numpy(new_to_old)

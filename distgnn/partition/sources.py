@@ -70,6 +70,7 @@ class GraphInput:
     node_columns: dict[str, np.ndarray] = field(default_factory=dict)
     name: str = "graph"
     chunk_rows: int = DEFAULT_CHUNK_ROWS
+    transforms: tuple[str, ...] = ()  # feature transforms already applied (recorded in the manifest)
 
     def chunks(self) -> Iterator[EdgeChunk]:
         return self.edges.chunks(self.chunk_rows)
@@ -122,7 +123,7 @@ def graph_input(data: GraphData) -> GraphInput:
         value = getattr(data, attr)
         if value is not None:
             cols[col] = value.detach().cpu().numpy()
-    return GraphInput(GraphEdges(data), cols, data.name)
+    return GraphInput(GraphEdges(data), cols, data.name, transforms=tuple(data.transforms))
 
 
 class ParquetEdges:

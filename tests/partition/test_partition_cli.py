@@ -14,6 +14,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 
+from distgnn.data import apply_transform
 from distgnn.partition import load_manifest, reassemble, verify
 from distgnn.partition.cli import main
 
@@ -34,7 +35,8 @@ def test_cora_from_planetoid_then_verify(capsys, tmp_path, cora):
     for p in m.parts:
         assert f"[{p.node_start}, {p.node_end})" in out and f"{p.num_edges:,}" in out
     assert f"edge cut: {m.quality['edge_cut']:,} edges" in out and "peak memory" in out
-    assert_round_trip(cora, tmp_path / "cora3")
+    assert m.transforms == ("row-normalize",)  # the default for Planetoid, as in python -m distgnn.train
+    assert_round_trip(apply_transform(cora, "row-normalize"), tmp_path / "cora3")
     rc, out, err = _run(capsys, "verify", tmp_path / "cora3")
     assert rc == 0 and out.startswith("ok:") and "3 parts, 2708 nodes, 10556 edges" in out
 
@@ -132,7 +134,8 @@ def test_repartition_a_partition(capsys, tmp_path, cora):
     assert _run(capsys, "planetoid:cora", "--parts", 2, "--out", tmp_path / "a", "--method", "random")[0] == 0
     rc, out, err = _run(capsys, tmp_path / "a", "--parts", 3, "--out", tmp_path / "b")
     assert rc == 0, err
-    assert_round_trip(cora, tmp_path / "b")
+    assert load_manifest(tmp_path / "b").transforms == ("row-normalize",)  # carried over, not applied twice
+    assert_round_trip(apply_transform(cora, "row-normalize"), tmp_path / "b")
 
 
 def test_overwrite_flag(capsys, tmp_path):
