@@ -80,6 +80,11 @@ def _first(bad: Tensor) -> int:
     return int(bad.nonzero()[0, 0])
 
 
+def _count(y: Tensor, out: Tensor) -> Tensor:
+    """The number of rows as a float64 scalar on the output's device (no host sync)."""
+    return torch.tensor(float(y.shape[0]), dtype=torch.float64, device=out.device)
+
+
 def _div(a: float, b: float) -> float:
     return a / b if b else float("nan")
 
@@ -116,8 +121,8 @@ class NodeClassification:
         return F.cross_entropy(out, y, reduction="sum")
 
     def metric_sums(self, out: Tensor, y: Tensor) -> Tensor:
-        correct = (out.argmax(-1) == y).sum() if y.numel() else 0
-        return torch.tensor([float(y.shape[0]), float(correct)], dtype=torch.float64)
+        correct = (out.argmax(-1) == y).sum()
+        return torch.stack([_count(y, out), correct.to(torch.float64)])
 
     def metrics(self, sums: Tensor) -> dict[str, float]:
         n, correct = (float(v) for v in sums)
@@ -164,10 +169,8 @@ class MultiLabel:
 
     def metric_sums(self, out: Tensor, y: Tensor) -> Tensor:
         pred, truth = out > 0, y > 0.5
-        tp = float((pred & truth).sum())
-        fp = float((pred & ~truth).sum())
-        fn = float((~pred & truth).sum())
-        return torch.tensor([float(y.shape[0]), tp, fp, fn, float((pred == truth).sum())], dtype=torch.float64)
+        counts = [(pred & truth).sum(), (pred & ~truth).sum(), (~pred & truth).sum(), (pred == truth).sum()]
+        return torch.stack([_count(y, out)] + [c.to(torch.float64) for c in counts])  # n, tp, fp, fn, correct
 
     def metrics(self, sums: Tensor) -> dict[str, float]:
         n, tp, fp, fn, correct = (float(v) for v in sums)
@@ -230,8 +233,7 @@ class NodeRegression:
     def metric_sums(self, out: Tensor, y: Tensor) -> Tensor:
         out, y = self._pair(out.detach().double(), y)
         d = out - y
-        n = torch.tensor([float(y.shape[0])], dtype=torch.float64)
-        return torch.cat([n, y.sum(0), y.square().sum(0), d.square().sum(0), d.abs().sum(0)])
+        return torch.cat([_count(y, out)[None], y.sum(0), y.square().sum(0), d.square().sum(0), d.abs().sum(0)])
 
     def metrics(self, sums: Tensor) -> dict[str, float]:
         sums = sums.double()
@@ -275,10 +277,10 @@ class CustomTask:
             if set(got) != set(self.names):
                 raise TaskError(f"task {self.name!r}: metric_fn returned {sorted(got)}, expected {list(self.names)}")
             got = [got[k] for k in self.names]
-        vals = torch.as_tensor([float(v) for v in got], dtype=torch.float64)
+        vals = torch.stack([torch.as_tensor(v, dtype=torch.float64, device=out.device).reshape(()) for v in got])
         if vals.numel() != len(self.names):
             raise TaskError(f"task {self.name!r}: metric_fn returned {vals.numel()} sums, expected {len(self.names)}")
-        return torch.cat([torch.tensor([float(y.shape[0])], dtype=torch.float64), vals])
+        return torch.cat([_count(y, out)[None], vals])
 
     def metrics(self, sums: Tensor) -> dict[str, float]:
         n = float(sums[0])
