@@ -1,8 +1,9 @@
-"""``python -m distgnn.train``: train a node classifier on one process.
+"""``python -m distgnn.train``: train a model for a node-level task on one process.
 
-With no arguments it trains a 2-layer GCN on the built-in synthetic graph (a stochastic block
-model with class-correlated features) and prints the loss and accuracies of every epoch and the
-final test accuracy.
+With no arguments it trains a 2-layer GCN to classify the nodes of the built-in synthetic graph (a
+stochastic block model with class-correlated features) and prints the loss and metrics of every
+epoch and the final test score. The model, task and sampling options are the ones
+``python -m distgnn.launch`` takes (:mod:`distgnn.train.options`).
 """
 from __future__ import annotations
 
@@ -11,47 +12,60 @@ import logging
 import sys
 import time
 
-from ..data import DataError, GraphData, load_numpy, load_planetoid, sbm
-from ..models import MODELS, build_model
-from .loop import EpochStats, TrainConfig, train_node_classifier
+from ..data import DataError
+from ..data.transforms import TRANSFORMS, default_transform, load_dataset
+from ..tasks import TASKS
+from .loop import EpochStats, TrainConfig, train
+from .options import (
+    add_model_options,
+    add_sampling_options,
+    add_task_options,
+    fanouts_from_text,
+    model_from_args,
+    task_from_args,
+)
 
 log = logging.getLogger(__name__)
 
-
-def load_dataset(spec: str, seed: int = 0) -> GraphData:
-    """``synthetic`` | ``synthetic:NUM_NODES`` | ``cora`` / ``planetoid:NAME`` | ``FILE.npz``."""
-    if spec == "synthetic" or spec.startswith("synthetic:"):
-        n = int(spec.split(":", 1)[1]) if ":" in spec else 10_000
-        return sbm(num_nodes=n, seed=seed)
-    if spec in ("cora", "citeseer", "pubmed") or spec.startswith("planetoid:"):
-        return load_planetoid(spec.split(":", 1)[-1], normalize_features=True)
-    if spec.endswith(".npz"):
-        return load_numpy(spec)
-    raise DataError(f"unknown dataset {spec!r}: use synthetic[:NUM_NODES], cora, planetoid:NAME or a .npz file")
+__all__ = ["load_dataset", "main", "parser"]
 
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m distgnn.train",
-        description="Train a node classifier on one process and report its test accuracy.",
+        description=f"Train a model for a node-level task ({', '.join(TASKS)}) on one process and report its test "
+                    "score.",
     )
-    p.add_argument("--dataset", default="synthetic", help="synthetic[:NUM_NODES] (default), cora, planetoid:NAME, or a .npz file")
-    p.add_argument("--model", default="gcn", choices=sorted(MODELS), help="model stack (default: gcn)")
-    p.add_argument("--hidden", type=int, default=None, help="hidden channels (default: 16 gcn, 64 sage, 8 per head gat)")
-    p.add_argument("--epochs", type=int, default=None, help="epochs (default: 200 on Planetoid, 100 otherwise)")
-    p.add_argument("--lr", type=float, default=None, help="learning rate (default: 0.01; 0.005 for gat)")
-    p.add_argument("--weight-decay", type=float, default=5e-4, help="weight decay (default: 5e-4)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    p.add_argument("--select", choices=["last", "best_val"], default="last", help="report the last epoch or the best validation epoch")
+    p.add_argument("--dataset", default="synthetic",
+                   help="synthetic[:NUM_NODES] (default), cora, citeseer, pubmed, planetoid:NAME, sbm:..., rmat:..., "
+                        "a .npz/.parquet/.csv file or a partition directory")
+    p.add_argument("--transform", choices=TRANSFORMS, default=None,
+                   help="node feature transform (default: row-normalize for Planetoid, as python -m distgnn.partition "
+                        "does; none otherwise)")
+    add_model_options(p)
+    add_task_options(p)
+    add_sampling_options(p)
+    t = p.add_argument_group("optimisation")
+    t.add_argument("--epochs", type=int, default=None, help="epochs (default: 200 on Planetoid, 100 otherwise)")
+    t.add_argument("--lr", type=float, default=None, help="learning rate (default: 0.01; 0.005 for gat)")
+    t.add_argument("--weight-decay", type=float, default=5e-4, help="weight decay (default: 5e-4)")
+    t.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     p.add_argument("--quiet", action="store_true", help="print only the final result")
     return p
+
+
+def _fmt(metrics: dict) -> str:
+    return "  ".join(f"{k} {v:.4f}" for k, v in metrics.items())
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
-        data = load_dataset(args.dataset, args.seed)
-        planetoid = args.dataset in ("cora", "citeseer", "pubmed") or args.dataset.startswith("planetoid:")
+        task = task_from_args(args)
+        fanouts = fanouts_from_text(args.fanout)
+        if args.batch_size < 1:
+            raise ValueError(f"--batch-size must be positive, got {args.batch_size}")
+        planetoid = default_transform(args.dataset) == "row-normalize"
         config = TrainConfig(
             epochs=args.epochs if args.epochs is not None else (200 if planetoid else 100),
             lr=args.lr if args.lr is not None else (0.005 if args.model == "gat" else 0.01),
@@ -59,25 +73,40 @@ def main(argv: list[str] | None = None) -> int:
             seed=args.seed,
             select=args.select,
         )
-        if args.hidden is not None and args.hidden < 1:
-            raise ValueError(f"--hidden must be positive, got {args.hidden}")
-    except (DataError, ValueError) as exc:
+        data = load_dataset(args.dataset, transform=args.transform, seed=args.seed)
+        edge_dim = 0 if data.edge_attr is None else int(data.edge_attr.shape[1])
+        build = model_from_args(args, edge_dim=edge_dim)
+        import torch
+
+        torch.manual_seed(args.seed)
+        if data.y is not None:
+            task.validate(data.y, {f"{s}_mask": getattr(data, f"{s}_mask") for s in ("train", "val", "test")}, data.name)
+        model = build(data.num_features, task.out_channels(data.y) if data.y is not None else 1)
+    except (DataError, ValueError) as exc:  # ModelError, TaskError and DataError are ValueErrors
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    import torch
-
-    torch.manual_seed(args.seed)
-    model = build_model(args.model, data.num_features, data.num_classes, args.hidden)
-    print(f"{data}\nmodel: {args.model}, {sum(p.numel() for p in model.parameters())} parameters, {config.epochs} epochs")
+    transforms = ", ".join(data.transforms) or "none"
+    mode = f"sampled (fan-out {args.fanout}, batch {args.batch_size})" if args.mode == "sampled" else "full-graph"
+    print(f"{data} (transforms: {transforms})\nmodel: {args.model}, {sum(p.numel() for p in model.parameters())} "
+          f"parameters; task: {task.name}; {config.epochs} epochs, {mode}")
 
     def show(s: EpochStats) -> None:
         if not args.quiet:
-            print(f"epoch {s.epoch:4d}  loss {s.loss:.4f}  train acc {s.train_acc:.4f}  val acc {s.val_acc:.4f}  {1000 * s.seconds:7.1f} ms")
+            train_m = _fmt({f"train {k}": v for k, v in s.train.items()})
+            val_m = _fmt({f"val {k}": v for k, v in s.val.items()})
+            print(f"epoch {s.epoch:4d}  loss {s.loss:.4f}  {train_m}  {val_m}  {1000 * s.seconds:7.1f} ms")
 
     t0 = time.perf_counter()
-    result = train_node_classifier(model, data, config, on_epoch=show)
+    try:
+        result = train(model, data, config, task=task, mode=args.mode, fanouts=fanouts, batch_size=args.batch_size,
+                       replace=args.replace, on_epoch=show)
+    except (DataError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    label = "accuracy" if result.metric == "acc" else result.metric
+    others = "".join(f", {k} {v:.4f}" for k, v in result.test.items() if k != result.metric)
     print(
-        f"final: test accuracy {result.test_acc:.4f} (epoch {result.epoch}, train {result.train_acc:.4f}, "
+        f"final: test {label} {result.test_acc:.4f}{others} (epoch {result.epoch}, train {result.train_acc:.4f}, "
         f"val {result.val_acc:.4f}) in {time.perf_counter() - t0:.1f} s"
     )
     return 0
