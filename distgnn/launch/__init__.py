@@ -3,13 +3,17 @@
 ``python -m distgnn.launch`` or :func:`launch`. Importing this package loads neither Ray nor
 Arrow; the driver imports Ray when a run starts.
 """
+from .checkpoint import latest_checkpoint, load_checkpoint
 from .config import RunConfig
-from .driver import Driver, LaunchError, LaunchResult, WorkerLost, launch, latest_checkpoint, load_checkpoint
+from .driver import Driver, FailurePolicy, LaunchResult, RunState, launch
+from .errors import LaunchError, WorkerLost
+from .stats import EpochStats
 from .exchange import CollectiveExchange, ExchangePlan, collective_part
 from .shard import Shard, assign_parts, build_graph, merge_parts
 
 __all__ = [
-    "launch", "Driver", "RunConfig", "LaunchResult", "LaunchError", "WorkerLost", "latest_checkpoint",
+    "launch", "Driver", "RunConfig", "RunState", "FailurePolicy", "LaunchResult", "EpochStats", "LaunchError",
+    "WorkerLost", "latest_checkpoint",
     "load_checkpoint", "CollectiveExchange", "ExchangePlan", "collective_part", "Shard", "assign_parts",
     "build_graph", "merge_parts",
 ]

@@ -83,24 +83,26 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     from .driver import LaunchError, launch
+    from .stats import EpochStats
 
     def echo(line: str) -> None:
         if not args.quiet:
             print(line, flush=True)
 
-    def show(s: dict) -> None:
+    def show(s: EpochStats) -> None:
         if args.quiet:
             return
-        acc = f"  train acc {s['train_acc']:.4f}  val acc {s['val_acc']:.4f}" if "val_acc" in s else ""
-        if config.mode == "sampled":
-            cache = f", cache hits {100 * s['hit_rate']:.0f}% ({_mb(s['bytes_saved'])} saved)" if config.cache_mb else ""
-            detail = (f"{s['steps']} steps, {s['sampled_edges'] / max(s['steps'], 1):.0f} edges/step; sample "
-                      f"{1000 * s['sample_s']:.0f} ms, fetch {1000 * s['fetch_s']:.0f} ms, train {1000 * s['compute_s']:.0f} ms, "
-                      f"grad sync {1000 * s['sync_s']:.0f} ms; fetched {_mb(s['bytes_fetched'])}{cache}")
+        shown = [k for k in s.metrics if k.startswith(("train_", "val_"))]
+        acc = "".join(f"  {k.replace('_', ' ')} {s.metrics[k]:.4f}" for k in shown)
+        if s.sampled_edges:
+            cache = f", cache hits {100 * s.hit_rate:.0f}% ({_mb(s.bytes_saved)} saved)" if config.cache_mb else ""
+            detail = (f"{s.steps} steps, {s.sampled_edges / max(s.steps, 1):.0f} edges/step; sample "
+                      f"{1000 * s.sample_s:.0f} ms, fetch {1000 * s.fetch_s:.0f} ms, train {1000 * s.compute_s:.0f} ms, "
+                      f"grad sync {1000 * s.sync_s:.0f} ms; fetched {_mb(s.bytes_fetched)}{cache}")
         else:
-            detail = (f"exchange {1000 * s['exchange_s']:.1f} ms, grad sync {1000 * s['sync_s']:.1f} ms; "
-                      f"halo {_mb(s['halo_bytes'])}")
-        print(f"epoch {s['epoch']:4d}  loss {s['loss']:.4f}{acc}  {1000 * s['wall_s']:7.1f} ms  ({detail})", flush=True)
+            detail = (f"exchange {1000 * s.exchange_s:.1f} ms, grad sync {1000 * s.sync_s:.1f} ms; "
+                      f"halo {_mb(s.halo_bytes)}")
+        print(f"epoch {s.epoch:4d}  loss {s.loss:.4f}{acc}  {1000 * s.wall_s:7.1f} ms  ({detail})", flush=True)
 
     mode = (f"sampled (fan-out {','.join(map(str, config.fanouts))}, batch {config.batch_size})"
             if config.mode == "sampled" else "full-graph")

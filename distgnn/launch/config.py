@@ -69,6 +69,7 @@ class RunConfig:
     cache_mb: float = 0.0
     cache_policy: str = "degree"
     pipeline: bool = True
+    task: str = "node-classification"
 
     def __post_init__(self) -> None:
         def positive_int(name: str, minimum: int = 1) -> None:

@@ -23,8 +23,7 @@
 """
 from __future__ import annotations
 
-import hashlib
-import io
+import enum
 import logging
 import os
 import shutil
@@ -33,204 +32,66 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
+from .checkpoint import (checkpoint_files, find_checkpoint, latest_checkpoint, load_checkpoint,
+                         remove_temporary_checkpoints, save_checkpoint)
 from .config import RunConfig
+from .epochs import epochs_for
+from .errors import LaunchError, WorkerLost
+from .stats import EpochStats
 
 log = logging.getLogger(__name__)
 
-__all__ = ["launch", "start_local_ray", "Driver", "LaunchResult", "LaunchError", "WorkerLost", "save_checkpoint", "load_checkpoint",
-           "latest_checkpoint", "find_checkpoint"]
+__all__ = ["launch", "start_local_ray", "Driver", "RunState", "FailurePolicy", "LaunchResult", "LaunchError",
+           "WorkerLost", "save_checkpoint", "load_checkpoint", "latest_checkpoint", "find_checkpoint"]
 
-CHECKPOINT_FORMAT = "distgnn-checkpoint"
-CHECKPOINT_VERSION = 2
-_KEEP = 2  # checkpoints kept on disk
-_MAGIC = b"distgnn-checkpoint "
-_TMP_PREFIX = ".tmp-checkpoint-"
+class RunState(enum.Enum):
+    """Where a run is: the driver moves STARTING -> RUNNING (-> RECOVERING -> RUNNING)* -> DONE,
+    or to FAILED from any state."""
+
+    STARTING = "starting"
+    RUNNING = "running"
+    RECOVERING = "recovering"
+    DONE = "done"
+    FAILED = "failed"
 
 
-class LaunchError(RuntimeError):
-    """A run that cannot start or cannot go on; the message is one line that says why."""
+@dataclass(frozen=True)
+class FailurePolicy:
+    """Decides what a failure leads to: a lost worker (:class:`WorkerLost`: a dead actor, a step
+    that failed inside a collective or timed out) is restarted from the last good checkpoint at
+    most ``max_restarts`` times; anything else (bad input, bad values, a diverged loss) fails."""
 
+    max_restarts: int = 3
 
-class WorkerLost(LaunchError):
-    """A worker died, a step failed inside a collective, or a step timed out (retried)."""
+    def should_restart(self, error: BaseException, restarts: int) -> bool:
+        return isinstance(error, WorkerLost) and restarts < self.max_restarts
 
 
 @dataclass
 class LaunchResult:
-    """What a run produced: the per-epoch figures, the final accuracies and how it went."""
+    """What a run produced: the per-epoch figures (:class:`~.stats.EpochStats`), the final
+    metrics and how it went. ``train_acc`` etc. read ``metrics`` (NaN when the task has none)."""
 
-    history: list[dict] = field(default_factory=list)
-    train_acc: float = float("nan")
-    val_acc: float = float("nan")
-    test_acc: float = float("nan")
+    history: list[EpochStats] = field(default_factory=list)
+    metrics: dict = field(default_factory=dict)
     epochs: int = 0
     restarts: int = 0
     digests: list[str] = field(default_factory=list)
     workers: list[dict] = field(default_factory=list)
     seconds: float = 0.0
+    run_dir: str | None = None
 
+    @property
+    def train_acc(self) -> float:
+        return self.metrics.get("train_acc", float("nan"))
 
-# -- checkpoints -----------------------------------------------------------------------------------
-def _ckpt_name(epoch: int) -> str:
-    return f"checkpoint-{epoch:06d}.pt"
+    @property
+    def val_acc(self) -> float:
+        return self.metrics.get("val_acc", float("nan"))
 
-
-def checkpoint_files(directory: str) -> list[str]:
-    """The checkpoint files in ``directory``, newest (highest epoch) first."""
-    if not os.path.isdir(directory):
-        return []
-    names = sorted((n for n in os.listdir(directory) if n.startswith("checkpoint-") and n.endswith(".pt")), reverse=True)
-    return [os.path.join(directory, n) for n in names]
-
-
-class _Damaged(Exception):
-    """A checkpoint file that cannot be used; the message says why, in a few words."""
-
-
-def _read_checkpoint(path: str) -> dict:
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except OSError as err:
-        raise _Damaged(f"unreadable ({err.strerror or err})") from None
-    if not data:
-        raise _Damaged("empty (0 bytes)")
-    if data.startswith(_MAGIC):
-        end = data.find(b"\n", 0, 256)
-        try:
-            if end < 0:
-                raise ValueError("no end of header")
-            _, version, digest, size = data[:end].decode("ascii").split(" ")
-            version, digest, size = int(version), digest.removeprefix("sha256="), int(size.removeprefix("bytes="))
-        except (ValueError, UnicodeDecodeError):
-            raise _Damaged("a damaged checkpoint header") from None
-        if version != CHECKPOINT_VERSION:
-            raise _Damaged(f"checkpoint version {version}, this distgnn reads {CHECKPOINT_VERSION} (and 1)")
-        payload = memoryview(data)[end + 1:]
-        if len(payload) != size:
-            raise _Damaged(f"{len(payload)} bytes after the header, it says {size} (truncated or appended to)")
-        if hashlib.sha256(payload).hexdigest() != digest:
-            raise _Damaged("sha256 mismatch (changed or damaged after it was written)")
-        state = _torch_load(payload)
-    elif data.startswith(b"PK"):  # version 1: a bare torch.save zip file, without a checksum
-        state, version = _torch_load(memoryview(data)), 1
-    else:
-        raise _Damaged("not a readable checkpoint (neither a distgnn checkpoint nor a torch file)")
-    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT or state.get("version") != version:
-        raise _Damaged("not a distgnn checkpoint")
-    return state
-
-
-def _torch_load(payload) -> dict:
-    import pickle
-
-    import torch
-
-    try:
-        return torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)
-    except (OSError, RuntimeError, EOFError, ValueError, KeyError, pickle.UnpicklingError) as err:
-        raise _Damaged(f"not a readable checkpoint ({_first_line(err)})") from None
-
-
-def load_checkpoint(path: str) -> dict:
-    """Read a checkpoint written by :func:`save_checkpoint` (tensors and plain data only).
-
-    The sha256 in its header is checked before anything is unpickled (``torch.load`` with
-    ``weights_only=True``). Version-1 checkpoints (a bare ``torch.save`` file, no checksum) are
-    still read. Raises :class:`LaunchError` ``"PATH: why"`` for an empty, truncated, altered or
-    foreign file.
-    """
-    try:
-        state = _read_checkpoint(path)
-    except _Damaged as err:
-        raise LaunchError(f"{path}: {err}") from None
-    if state.get("version") == 1:
-        log.warning("%s: a version-1 checkpoint, without a checksum", path)
-    return state
-
-
-def find_checkpoint(directory: str) -> tuple[str | None, dict | None, list[tuple[str, str]]]:
-    """The newest checkpoint of ``directory`` that loads and passes its checksum.
-
-    Returns ``(path, state, skipped)``: ``skipped`` lists ``(file name, why)`` for every newer file
-    that could not be used; ``path`` and ``state`` are ``None`` when no file can.
-    """
-    skipped = []
-    for path in checkpoint_files(directory):
-        try:
-            return path, _read_checkpoint(path), skipped
-        except _Damaged as err:
-            skipped.append((os.path.basename(path), str(err)))
-    return None, None, skipped
-
-
-def latest_checkpoint(directory: str) -> str | None:
-    """The newest usable checkpoint in ``directory`` (``None`` if there is none; see :func:`find_checkpoint`)."""
-    return find_checkpoint(directory)[0]
-
-
-def save_checkpoint(directory: str, state: dict) -> str:
-    """Write ``state`` as ``checkpoint-EPOCH.pt`` atomically; keep the newest few. Returns the path.
-
-    Format (version 2): one ASCII header line
-    ``distgnn-checkpoint 2 sha256=<hex of the payload> bytes=<payload size>``, then the payload,
-    ``torch.save`` of ``{"format", "version", **state}``. It is written to ``.tmp-checkpoint-*``,
-    flushed to disk and renamed into place (a killed driver leaves at most that temporary file,
-    which the next run removes).
-    """
-    import torch
-
-    os.makedirs(directory, exist_ok=True)
-    path = os.path.join(directory, _ckpt_name(int(state["epoch"])))
-    buf = io.BytesIO()
-    torch.save({"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, **state}, buf)
-    payload = buf.getbuffer()
-    header = f"{_MAGIC.decode()}{CHECKPOINT_VERSION} sha256={hashlib.sha256(payload).hexdigest()} bytes={len(payload)}\n"
-    fd, tmp = tempfile.mkstemp(prefix=_TMP_PREFIX, dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(header.encode("ascii"))
-            f.write(payload)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(directory)
-    for old in checkpoint_files(directory)[_KEEP:]:
-        os.unlink(old)
-    return path
-
-
-def _fsync_dir(directory: str) -> None:
-    """Make a rename in ``directory`` durable (where the platform allows it)."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def remove_temporary_checkpoints(directory: str) -> list[str]:
-    """Delete the ``.tmp-checkpoint-*`` files a killed driver left in ``directory``; their names."""
-    if not os.path.isdir(directory):
-        return []
-    gone = []
-    for name in sorted(os.listdir(directory)):
-        if name.startswith(_TMP_PREFIX):
-            try:
-                os.unlink(os.path.join(directory, name))
-            except OSError:
-                continue
-            gone.append(name)
-    return gone
+    @property
+    def test_acc(self) -> float:
+        return self.metrics.get("test_acc", float("nan"))
 
 
 _MODEL_KEYS = ("model", "hidden", "num_layers", "dropout", "lr", "weight_decay", "seed", "parts")
@@ -268,7 +129,7 @@ class Driver:
     While a group is up, :attr:`pids` lists the worker processes (rank order).
     """
 
-    def __init__(self, config: RunConfig, on_epoch: Callable[[dict], None] | None = None,
+    def __init__(self, config: RunConfig, on_epoch: Callable[[EpochStats], None] | None = None,
                  echo: Callable[[str], None] | None = None, progress: bool = False):
         self.config = config
         self.progress = progress
@@ -276,6 +137,10 @@ class Driver:
         self.echo = echo or (lambda s: None)
         self.pids: list[int] = []
         self.attempt = 0
+        self.state = RunState.STARTING
+        self.policy = FailurePolicy(config.max_restarts)
+        _, driver_epochs = epochs_for(config.mode)
+        self._epochs = driver_epochs(config, progress=progress)
         self._actors: list = []
         self._pg = None
         self._started_ray = False
@@ -473,6 +338,7 @@ class Driver:
         t_start = time.perf_counter()
         c = self.config
         result = LaunchResult()
+        self.state = RunState.STARTING
         try:
             parts_dir = self._parts_dir()
             _, blocks, starts, resume = self._check(parts_dir)
@@ -483,29 +349,34 @@ class Driver:
                     break
                 except WorkerLost as err:
                     self._teardown()
-                    if result.restarts >= c.max_restarts:
+                    if not self.policy.should_restart(err, result.restarts):
                         raise LaunchError(f"{err} (gave up after {result.restarts} restart(s))") from None
+                    self.state = RunState.RECOVERING
                     result.restarts += 1
                     self.echo(f"worker lost: {err}")
                     resume = self._newest_good(c.checkpoint_dir) if c.checkpoint_dir else None
                     where = f"from {os.path.basename(resume[0])}" if resume else "from the start (no checkpoint yet)"
                     self.echo(f"restart {result.restarts}/{c.max_restarts}: new workers, resuming {where}")
+        except BaseException:
+            self.state = RunState.FAILED
+            raise
         finally:
             self.close()
+        self.state = RunState.DONE
         result.seconds = time.perf_counter() - t_start
         return result
+
+    def _call(self, method: str, per_rank_args: list[tuple]) -> list:
+        """``method(*args)`` on every worker (rank ``r`` gets ``per_rank_args[r]``); all results."""
+        return self._wait([getattr(a, method).remote(*args) for a, args in zip(self._actors, per_rank_args)],
+                          f"epoch {self._epoch_no}")
 
     def _attempt(self, parts_dir, blocks, starts, resume: tuple[str, dict] | None, result: LaunchResult) -> None:
         c = self.config
         self.attempt += 1
         workers = self._start_group(parts_dir, blocks, starts)
+        self._epochs.prepare(workers, starts)
         result.workers = workers
-        if c.mode == "sampled":
-            import numpy as np
-            import torch
-
-            self._train_ids = torch.from_numpy(np.sort(np.concatenate([w.pop("train_ids") for w in workers])))
-            self._starts = starts
         if self.attempt == 1:
             for w in workers:
                 self.echo(f"worker {w['rank']}: parts {w['parts'][0]}..{w['parts'][-1]}, {w['nodes']} nodes, "
@@ -517,19 +388,16 @@ class Driver:
             self._wait([a.set_state.remote(state) for a in self._actors], "restoring the checkpoint")
             first = int(state["epoch"]) + 1
             self.echo(f"resumed from {path} (epoch {state['epoch']})")
-        result.history = [h for h in result.history if h["epoch"] < first]  # epochs redone after a restart
+        result.history = [h for h in result.history if h.epoch < first]  # epochs redone after a restart
+        self.state = RunState.RUNNING
         for epoch in range(first, c.epochs + 1):
             evaluate = epoch % c.eval_every == 0 or epoch == c.epochs
-            t0 = time.perf_counter()
-            if c.mode == "sampled":
-                stats = _merge_sampled(self._sampled_epoch(epoch, evaluate), time.perf_counter() - t0)
-            else:
-                per_rank = self._wait([a.train_epoch.remote(epoch, evaluate) for a in self._actors], f"epoch {epoch}")
-                stats = _merge_stats(per_rank, time.perf_counter() - t0)
+            self._epoch_no = epoch
+            stats = self._epochs.run(epoch, evaluate, self._call)
             result.history.append(stats)
             result.epochs = epoch
             if evaluate:
-                result.train_acc, result.val_acc, result.test_acc = stats["train_acc"], stats["val_acc"], stats["test_acc"]
+                result.metrics = dict(stats.metrics)
             if c.checkpoint_dir and (epoch % c.checkpoint_every == 0 or epoch == c.epochs):
                 state = self._wait([self._actors[0].state.remote()], "checkpoint")[0]
                 state["config"] = {k: getattr(c, k) for k in _MODEL_KEYS}
@@ -540,29 +408,6 @@ class Driver:
         result.digests = self._wait([a.digest.remote() for a in self._actors], "comparing replicas")
         if len(set(result.digests)) != 1:
             raise LaunchError(f"replicas diverged: parameter digests {sorted(set(result.digests))}")
-
-    def _sampled_epoch(self, epoch: int, evaluate: bool) -> list[dict]:
-        """One sampled epoch: shuffle, hand out seeds, run the steps in chunks (a progress bar)."""
-        import torch
-        from tqdm import tqdm
-
-        from .sampled import split_seeds
-        from .worker import mix_seed
-
-        c = self.config
-        g = torch.Generator().manual_seed(mix_seed(c.seed, epoch))
-        order = self._train_ids[torch.randperm(self._train_ids.numel(), generator=g)]
-        per_worker, steps = split_seeds(order, self._starts, c.batch_size)
-        self._wait([a.begin_epoch.remote(epoch, s.numpy(), steps) for a, s in zip(self._actors, per_worker)],
-                   f"epoch {epoch}")
-        chunk = max(1, -(-steps // 20))
-        with tqdm(total=steps, desc=f"epoch {epoch}", unit="step", leave=False,
-                  disable=None if self.progress else True) as bar:
-            left = steps
-            while left > 0:
-                left = self._wait([a.run_steps.remote(chunk) for a in self._actors], f"epoch {epoch}")[0]
-                bar.update(steps - left - bar.n)
-        return self._wait([a.end_epoch.remote(epoch, evaluate) for a in self._actors], f"epoch {epoch}")
 
     def close(self) -> None:
         """Kill the workers, drop the placement group, stop a Ray this driver started; idempotent."""
@@ -579,39 +424,13 @@ class Driver:
                 self._tmpdir = None
 
 
-def _merge_stats(per_rank: list[dict], wall_s: float) -> dict:
-    """Global figures of one epoch: loss and accuracies (identical on all ranks), the time
-    breakdown of the slowest rank (its exchange time is the least inflated by waiting for a
-    peer), and the halo bytes of all ranks."""
-    slow = max(per_rank, key=lambda r: r["step_s"])
-    s = {**per_rank[0], **{k: slow[k] for k in ("step_s", "sync_s", "exchange_s")}}
-    s["epoch_s"] = max(r["epoch_s"] for r in per_rank)
-    s["halo_bytes"] = sum(r["halo_bytes"] for r in per_rank)
-    s["wall_s"] = wall_s
-    return s
-
-
-def _merge_sampled(per_rank: list[dict], wall_s: float) -> dict:
-    """Global figures of a sampled epoch: times of the slowest rank, traffic summed over ranks."""
-    s = dict(per_rank[0])
-    for key in ("compute_s", "sync_s", "sample_s", "fetch_s", "wait_s", "eval_s"):
-        s[key] = max(r[key] for r in per_rank)
-    for key in ("hits", "misses", "bytes_fetched", "bytes_saved", "sampled_edges", "sampled_nodes", "seeds", "halo_bytes"):
-        s[key] = sum(r[key] for r in per_rank)
-    looked = s["hits"] + s["misses"]
-    s["hit_rate"] = s["hits"] / looked if looked else 0.0
-    s["wall_s"] = wall_s
-    s["exchange_s"] = s["fetch_s"]
-    return s
-
-
 def _first_line(err: BaseException) -> str:
     text = str(err).strip()
     lines = [ln for ln in text.splitlines() if ln.strip()]
     return lines[-1].strip() if lines else type(err).__name__
 
 
-def launch(config: RunConfig | None = None, *, on_epoch: Callable[[dict], None] | None = None,
+def launch(config: RunConfig | None = None, *, on_epoch: Callable[[EpochStats], None] | None = None,
            echo: Callable[[str], None] | None = None, progress: bool = False, **kwargs) -> LaunchResult:
     """Train on a partition with Ray workers; ``launch(parts="cora-4", workers=2, epochs=200)``.
 

@@ -27,11 +27,13 @@ import time
 
 import torch
 import torch.distributed as dist
-import torch.nn.functional as F
 
 from ..graph import Graph
+from .epochs import all_reduce, evaluate_sums, finish_metrics, finite_loss
+from .seeds import mix_seed
+from .stats import EpochStats
 
-__all__ = ["SampledTrainer", "split_seeds"]
+__all__ = ["SampledEpochs", "SampledDriver", "split_seeds"]
 
 
 def split_seeds(seeds: torch.Tensor, starts: list[int], batch_size: int) -> tuple[list[torch.Tensor], int]:
@@ -47,8 +49,9 @@ def split_seeds(seeds: torch.Tensor, starts: list[int], batch_size: int) -> tupl
     return per_worker, max(steps, 1)
 
 
-class SampledTrainer:
-    """The sampled-mode state of one worker: topology, sampler, fetcher, the epoch's batches."""
+class SampledEpochs:
+    """The worker side of sampled epochs (see :mod:`.epochs`): topology, sampler, fetcher, the
+    epoch's batches."""
 
     def __init__(self, worker, shard):
         from ..sampling import DistributedSampleFn, FeatureFetcher, IdMap, Topology, in_degree_hotness
@@ -75,12 +78,16 @@ class SampledTrainer:
         self.fetcher = FeatureFetcher(shard.x, self.starts, cache_mb=c.cache_mb, hotness=hot, group=self.group)
         self._thread = None
         self._queue = None
+        self._train_ids = torch.nonzero(shard.train_mask).view(-1) + shard.node_start
+
+    def load_info(self) -> dict:
+        """What the driver needs to shuffle: this worker's training nodes (global ids)."""
+        return {"train_ids": self._train_ids.numpy()}
 
     def _prepass(self, train_ids: torch.Tensor) -> torch.Tensor:
         """``[N]`` how often each node appears in this worker's sampled subgraphs over one pass of
         its training seeds (the same step count on every worker). Collective."""
         from ..sampling import access_counts, sample_subgraph
-        from .worker import mix_seed
 
         batches = list(torch.split(train_ids, self.local_batch))
         steps = torch.tensor([len(batches)], dtype=torch.long)
@@ -98,7 +105,6 @@ class SampledTrainer:
     def _produce(self, step: int):
         """Sample and fetch batch ``step`` of the epoch (collective on the sampling group)."""
         from ..sampling import sample_subgraph
-        from .worker import mix_seed
 
         t0 = time.perf_counter()
         seeds = self.batches[step]
@@ -116,7 +122,13 @@ class SampledTrainer:
         except BaseException as exc:  # noqa: BLE001 - handed to the consumer
             self._queue.put(exc)
 
-    def begin_epoch(self, epoch: int, seeds: torch.Tensor, steps: int) -> None:
+    def begin(self, epoch: int, plan) -> None:
+        """Start an epoch with ``plan = (seeds, steps)``: this worker's shuffled seeds (global ids)
+        and the step count of every worker."""
+        seeds, steps = plan
+        seeds = torch.as_tensor(seeds, dtype=torch.long)
+        torch.manual_seed(mix_seed(self.config.seed, epoch, self.worker.rank))
+        self.worker.graph.exchange.reset_counters()
         self.stop()
         self.epoch, self.steps = epoch, steps
         chunks = list(torch.split(seeds.to(torch.long), self.local_batch)) if seeds.numel() else []
@@ -145,6 +157,7 @@ class SampledTrainer:
     def run_steps(self, count: int) -> int:
         """Run up to ``count`` steps of the epoch; returns how many are left."""
         w = self.worker
+        r = w.replica
         for _ in range(min(count, self.steps - self.step)):
             sub, x, sample_s, fetch_s = self._next()
             st = self.stats
@@ -153,34 +166,100 @@ class SampledTrainer:
             st["sampled_edges"] += int(sub.edge_index.shape[1])
             st["sampled_nodes"] += int(sub.node_ids.numel())
             t0 = time.perf_counter()
-            w.model.train()
-            w.optimizer.zero_grad(set_to_none=True)
+            r.zero_grad()
             n_seeds = sub.num_seeds
             loss = None
             if n_seeds:
                 seeds = sub.node_ids[:n_seeds]
-                logits = w.model(x.to(w.device), Graph(sub.edge_index.to(w.device), int(sub.node_ids.numel())))
+                out = r.model(x.to(w.device), Graph(sub.edge_index.to(w.device), int(sub.node_ids.numel())))
                 y = w.y[(seeds - w.node_start).to(w.device)]
-                loss = F.cross_entropy(logits[:n_seeds], y, reduction="sum")
+                loss = w.task.loss(out[:n_seeds], y)
                 loss.backward()
                 st["loss_sum"] += float(loss.detach())
                 st["seeds"] += n_seeds
             t1 = time.perf_counter()
-            w._sync_gradients(count=n_seeds)
-            w.optimizer.step()
-            w._synchronize()
+            r.sync_gradients(count=n_seeds)
+            r.step()
             t2 = time.perf_counter()
             st["compute_s"] += t1 - t0
             st["sync_s"] += t2 - t1
             self.step += 1
         return self.steps - self.step
 
-    def end_stats(self) -> dict:
-        f = self.fetcher
-        return {**self.stats, "steps": self.steps, "hits": f.hits, "misses": f.misses,
-                "bytes_fetched": f.bytes_fetched, "bytes_saved": f.bytes_saved}
+    def end(self, epoch: int, evaluate: bool = True) -> EpochStats:
+        """Finish the epoch: global loss and traffic, and (full-graph) metrics. Collective."""
+        s, f, w = self.stats, self.fetcher, self.worker
+        self.stop()
+        t0 = time.perf_counter()
+        total = torch.tensor([s["loss_sum"], s["seeds"]], dtype=torch.float64, device=w.device)
+        if evaluate:
+            total = torch.cat([total, evaluate_sums(w)])
+        all_reduce(total)
+        out = EpochStats(
+            epoch=epoch, loss=float(total[0] / total[1]) if float(total[1]) else float("nan"),
+            steps=self.steps, seeds=s["seeds"], sample_s=s["sample_s"], fetch_s=s["fetch_s"], wait_s=s["wait_s"],
+            compute_s=s["compute_s"], sync_s=s["sync_s"], sampled_edges=s["sampled_edges"],
+            sampled_nodes=s["sampled_nodes"], hits=f.hits, misses=f.misses, bytes_fetched=f.bytes_fetched,
+            bytes_saved=f.bytes_saved, halo_bytes=w.graph.exchange.bytes_sent,
+        )
+        if float(total[1]):
+            finite_loss(out.loss)
+        if evaluate:
+            out.metrics = finish_metrics(w.task, total[2:])
+        out.eval_s = time.perf_counter() - t0
+        w.epoch = epoch
+        return out
 
     def stop(self) -> None:
         if self._thread is not None:
             self._thread.join(timeout=1.0)
             self._thread, self._queue = None, None
+
+
+class SampledDriver:
+    """The driver side: shuffle the training nodes (seeded by ``(seed, epoch)``), hand every
+    worker its own, run the steps in chunks (a progress bar), merge the figures."""
+
+    def __init__(self, config, progress: bool = False):
+        self.config = config
+        self.progress = progress
+
+    def prepare(self, loaded: list[dict], starts: list[int]) -> None:
+        import numpy as np
+
+        self.train_ids = torch.from_numpy(np.sort(np.concatenate([w.pop("train_ids") for w in loaded])))
+        self.starts = starts
+
+    def run(self, epoch: int, evaluate: bool, call) -> EpochStats:
+        from tqdm import tqdm
+
+        c = self.config
+        t0 = time.perf_counter()
+        g = torch.Generator().manual_seed(mix_seed(c.seed, epoch))
+        order = self.train_ids[torch.randperm(self.train_ids.numel(), generator=g)]
+        per_worker, steps = split_seeds(order, self.starts, c.batch_size)
+        call("begin", [(epoch, (s.numpy(), steps)) for s in per_worker])
+        chunk = max(1, -(-steps // 20))
+        with tqdm(total=steps, desc=f"epoch {epoch}", unit="step", leave=False,
+                  disable=None if self.progress else True) as bar:
+            left = steps
+            while left > 0:
+                left = call("run_steps", [(chunk,)] * c.workers)[0]
+                bar.update(steps - left - bar.n)
+        per_rank = call("end", [(epoch, evaluate)] * c.workers)
+        return merge(per_rank, time.perf_counter() - t0)
+
+
+def merge(per_rank: list[EpochStats], wall_s: float) -> EpochStats:
+    """Global figures of a sampled epoch: times of the slowest rank, traffic summed over ranks."""
+    s = per_rank[0]
+    out = EpochStats(epoch=s.epoch, loss=s.loss, metrics=dict(s.metrics), steps=s.steps, wall_s=wall_s)
+    for key in ("compute_s", "sync_s", "sample_s", "fetch_s", "wait_s", "eval_s"):
+        setattr(out, key, max(getattr(r, key) for r in per_rank))
+    for key in ("hits", "misses", "bytes_fetched", "bytes_saved", "sampled_edges", "sampled_nodes", "seeds",
+                "halo_bytes"):
+        setattr(out, key, sum(getattr(r, key) for r in per_rank))
+    out.exchange_s = out.fetch_s
+    out.step_s = out.compute_s + out.sync_s
+    out.epoch_s = max(r.eval_s + r.compute_s + r.sync_s + r.wait_s for r in per_rank)
+    return out

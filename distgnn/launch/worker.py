@@ -10,28 +10,24 @@ and tests may run it in any process that can join a ``torch.distributed`` group.
    listens on other interfaces) and ``init_process_group`` (gloo on CPU, NCCL on GPU) with
    ``timeout_s`` on every collective; on a single machine gloo and NCCL use the loopback too;
 3. ``load(parts_dir, part_ids)``: read and merge its parts, build the partitioned graph
-   (:func:`~.shard.build_graph`), the model (same initial parameters on every rank: same seed)
-   and the optimiser;
-4. ``train_epoch(epoch)`` (full-graph) or ``begin_epoch`` / ``run_steps`` / ``end_epoch``
-   (sampled, see :mod:`.sampled`) on every rank together, as the driver asks; a loss that is no
-   longer finite is a :class:`ValueError` (the driver stops instead of retrying or reporting a
-   ``nan`` run as a success);
+   (:func:`~.shard.build_graph`), the task, the :class:`~.replica.Replica` (same initial
+   parameters on every rank: same seed) and the epoch implementation of the mode
+   (:func:`~.epochs.epochs_for`);
+4. ``begin`` / ``run_steps`` / ``end`` (or ``epoch``: all three in one call) on every rank
+   together, as the driver asks (see :mod:`.epochs`); a loss that is no longer finite is a
+   :class:`ValueError` (the driver stops instead of retrying or reporting a ``nan`` run as a
+   success);
 5. ``state()`` / ``set_state()`` for checkpoints. The driver ends a worker by killing its actor.
 
-Gradient synchronisation: each rank's loss is its share of the global mean (summed over its
-training nodes, divided by the global count), so the SUM of the ranks' gradients is the
-whole-graph gradient; all gradients are flattened into one buffer and summed with ONE
-all-reduce, then every rank takes the same optimiser step. ``digest()`` hashes the parameters
-so the driver can check that replicas stay bit-identical.
+Gradient synchronisation: see :mod:`.replica` (one flat all-reduce per step; ``digest()``
+hashes the parameters so the driver can check that replicas stay bit-identical).
 
 Randomness (dropout) is reseeded at every epoch from ``(seed, epoch, rank)``: a run resumed from
 a checkpoint continues exactly as the uninterrupted run would have.
 """
 from __future__ import annotations
 
-import hashlib
 import logging
-import math
 import os
 import socket
 import time
@@ -39,19 +35,13 @@ from datetime import timedelta
 
 import torch
 import torch.distributed as dist
-import torch.nn.functional as F
 
 from .config import RunConfig
+from .seeds import mix_seed
 
 log = logging.getLogger(__name__)
 
 __all__ = ["Worker", "mix_seed"]
-
-
-def mix_seed(*values: int) -> int:
-    """A 63-bit seed mixed from ``values`` (e.g. seed, epoch, rank): the same on every machine."""
-    h = hashlib.blake2b(":".join(str(int(v)) for v in values).encode(), digest_size=8).digest()
-    return int.from_bytes(h, "little") & ((1 << 63) - 1)
 
 
 def _listen(host: str, port: int) -> socket.socket:
@@ -88,9 +78,8 @@ class Worker:
             self.device = torch.device("cuda", 0)  # Ray sets CUDA_VISIBLE_DEVICES to this worker's GPU
             torch.cuda.set_device(self.device)
         self.graph = None
-        self.model = None
-        self.optimizer = None
-        self.sampled = None
+        self.replica = None
+        self.epochs = None
         self._listener: socket.socket | None = None
 
     # -- process group --------------------------------------------------------------------------
@@ -127,11 +116,13 @@ class Worker:
     # -- data and model -------------------------------------------------------------------------
     def load(self, parts_dir: str, part_ids: list[int], starts: list[int]) -> dict:
         """Load and merge ``part_ids``, build the graph, the model and the optimiser. Collective."""
-        from ..models import build_model
         from ..partition import load_manifest, load_part
+        from .epochs import epochs_for, resolve_task
+        from .replica import Replica
         from .shard import build_graph, merge_parts
 
         t0 = time.perf_counter()
+        c = self.config
         manifest = load_manifest(parts_dir)
         parts = [load_part(parts_dir, k, manifest) for k in part_ids]
         shard = merge_parts(parts, self.rank, starts)
@@ -153,180 +144,70 @@ class Worker:
             "val": (shard.val_mask if shard.val_mask is not None else empty).to(dev),
             "test": (shard.test_mask if shard.test_mask is not None else empty).to(dev),
         }
-        stats = torch.tensor(
-            [int(self.masks["train"].sum()), int(self.y.max()) + 1 if n else 0], dtype=torch.long, device=dev
-        )
-        counts = stats.clone()
+        self.task = resolve_task(c.task)
+        local = torch.tensor([int(self.masks["train"].sum()), self.task.out_channels(self.y) if n else 0],
+                             dtype=torch.long, device=dev)
+        counts = local.clone()
         dist.all_reduce(counts[:1])
         dist.all_reduce(counts[1:], op=dist.ReduceOp.MAX)
-        self.num_train, num_classes = int(counts[0]), int(counts[1])
+        self.num_train, out_channels = int(counts[0]), int(counts[1])
         if self.num_train == 0:
             raise ValueError(f"{parts_dir}: the training mask selects no node")
+        torch.manual_seed(c.seed)  # the same initial parameters on every rank
+        model = self._build_model(int(self.x.shape[1]), out_channels)
+        self.replica = Replica(model, c.learning_rate, c.weight_decay, dev)
+        self.inputs = {}
+        if shard.edge_attr is not None and self.replica.takes_edge_features:
+            e = shard.edge_attr
+            self.inputs["e"] = (e.unsqueeze(-1) if e.dim() == 1 else e).to(dev)  # (E_w, S)
+        self.epoch = 0
+        worker_epochs, _ = epochs_for(c.mode)
+        self.epochs = worker_epochs(self, shard)
+        return {**self.epochs.load_info(),
+            "rank": self.rank, "parts": list(part_ids), "nodes": n, "edges": self.graph.num_edges,
+            "halo": self.graph.num_halo, "train": int(self.masks["train"].sum()), "classes": out_channels,
+            "features": int(self.x.shape[1]), "parameters": self.replica.num_parameters,
+            "read_s": read_s, "load_s": time.perf_counter() - t0,
+        }
+
+    def _build_model(self, in_channels: int, out_channels: int):
+        from ..models import build_model
+
         c = self.config
         kwargs = {"num_layers": c.num_layers}
         if c.dropout is not None:
             kwargs["dropout"] = c.dropout
-        torch.manual_seed(c.seed)  # the same initial parameters on every rank
-        model = build_model(c.model, int(self.x.shape[1]), num_classes, c.hidden, **kwargs).to(dev)
-        self.model = model
-        decoupled = hasattr(model, "param_groups")
-        groups = model.param_groups(c.weight_decay) if decoupled else model.parameters()
-        self.optimizer = torch.optim.Adam(groups, lr=c.learning_rate, weight_decay=0.0 if decoupled else c.weight_decay)
-        self.params = [p for p in model.parameters()]
-        self.epoch = 0
-        extra = {}
-        if c.mode == "sampled":
-            from .sampled import SampledTrainer
+        return build_model(c.model, in_channels, out_channels, c.hidden, **kwargs)
 
-            self.sampled = SampledTrainer(self, shard)
-            extra["train_ids"] = (torch.nonzero(shard.train_mask).view(-1) + shard.node_start).numpy()
-        return {**extra,
-            "rank": self.rank, "parts": list(part_ids), "nodes": n, "edges": self.graph.num_edges,
-            "halo": self.graph.num_halo, "train": int(self.masks["train"].sum()), "classes": num_classes,
-            "features": int(self.x.shape[1]), "parameters": sum(p.numel() for p in self.params),
-            "read_s": read_s, "load_s": time.perf_counter() - t0,
-        }
-
-    # -- training -------------------------------------------------------------------------------
-    def _sync_gradients(self, count: int | None = None) -> None:
-        """Sum every parameter's gradient over the ranks: one flat all-reduce.
-
-        With ``count`` (this rank's loss terms), the count rides along in the same all-reduce and
-        the summed gradients are divided by the global count (a mean over the global batch).
-        """
-        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in self.params]
-        parts = [g.reshape(-1) for g in grads]
-        if count is not None:
-            parts.append(torch.tensor([float(count)], dtype=parts[0].dtype, device=parts[0].device))
-        flat = torch.cat(parts)
-        dist.all_reduce(flat)
-        if count is not None:
-            total, flat = flat[-1], flat[:-1]
-            if float(total) > 0:
-                flat = flat / total
-        offset = 0
-        for p in self.params:
-            k = p.numel()
-            p.grad = flat[offset: offset + k].view_as(p)
-            offset += k
-
-    def train_epoch(self, epoch: int, evaluate: bool = True) -> dict:
-        """One full-graph step (and, with ``evaluate``, accuracies); global figures, same on all ranks."""
-        ex = self.graph.exchange
-        ex.reset_counters()
-        torch.manual_seed(mix_seed(self.config.seed, epoch, self.rank))
-        t0 = time.perf_counter()
-        self.model.train()
-        self.optimizer.zero_grad(set_to_none=True)
-        logits = self.model(self.x, self.graph)  # (N_w, classes)
-        mask = self.masks["train"]
-        loss = F.cross_entropy(logits[mask], self.y[mask], reduction="sum") / self.num_train
-        loss.backward()
-        t_sync = time.perf_counter()
-        self._sync_gradients()
-        sync_s = time.perf_counter() - t_sync
-        self.optimizer.step()
-        self._synchronize()
-        step_s = time.perf_counter() - t0
-        stats = {"epoch": epoch, "step_s": step_s, "sync_s": sync_s, "exchange_s": ex.seconds,
-                 "halo_bytes": ex.bytes_sent}
-        total = loss.detach().reshape(1)
-        if evaluate:
-            acc = self._accuracy_counts()
-            total = torch.cat([total, acc])
-        dist.all_reduce(total)
-        stats["loss"] = float(total[0])
-        _finite_loss(stats["loss"])
-        if evaluate:
-            stats.update(self._accuracies(total[1:]))
-        stats["epoch_s"] = time.perf_counter() - t0
-        self.epoch = epoch
-        return stats
-
-    # -- sampled mode (see .sampled) -------------------------------------------------------------
-    def begin_epoch(self, epoch: int, seeds, steps: int) -> None:
-        """Start a sampled epoch with this worker's shuffled seeds (global ids) and the step count."""
-        torch.manual_seed(mix_seed(self.config.seed, epoch, self.rank))
-        self.graph.exchange.reset_counters()
-        self.sampled.begin_epoch(epoch, torch.as_tensor(seeds, dtype=torch.long), steps)
+    # -- epochs (see .epochs) -------------------------------------------------------------------
+    def begin(self, epoch: int, plan=None) -> None:
+        """Start epoch ``epoch`` with the driver's ``plan`` (see :mod:`.epochs`). Collective-free."""
+        self.epochs.begin(epoch, plan)
 
     def run_steps(self, count: int) -> int:
-        """Run up to ``count`` sampled steps; returns the steps left in the epoch. Collective."""
-        return self.sampled.run_steps(count)
+        """Run up to ``count`` steps; returns the steps left in the epoch. Collective."""
+        return self.epochs.run_steps(count)
 
-    def end_epoch(self, epoch: int, evaluate: bool = True) -> dict:
-        """Finish a sampled epoch: global loss and traffic, and (full-graph) accuracies. Collective."""
-        s = self.sampled.end_stats()
-        self.sampled.stop()
-        t0 = time.perf_counter()
-        total = torch.tensor([s["loss_sum"], s["seeds"]], dtype=torch.float64, device=self.device)
-        if evaluate:
-            total = torch.cat([total, self._accuracy_counts().double()])
-        dist.all_reduce(total)
-        out = {k: v for k, v in s.items() if k not in ("loss_sum",)}
-        out.update(epoch=epoch, loss=float(total[0] / total[1]) if float(total[1]) else float("nan"),
-                   eval_s=time.perf_counter() - t0, halo_bytes=self.graph.exchange.bytes_sent)
-        if float(total[1]):
-            _finite_loss(out["loss"])
-        if evaluate:
-            out.update(self._accuracies(total[2:]))
-        self.epoch = epoch
-        return out
+    def end(self, epoch: int, evaluate: bool = True):
+        """Finish the epoch: this rank's :class:`~.stats.EpochStats` (global loss and metrics). Collective."""
+        return self.epochs.end(epoch, evaluate)
 
-    def _synchronize(self) -> None:
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-
-    def _accuracy_counts(self):
-        self.model.eval()
-        with torch.no_grad():
-            pred = self.model(self.x, self.graph).argmax(-1)
-        hit = pred == self.y
-        out = []
-        for name in ("train", "val", "test"):
-            m = self.masks[name]
-            out += [hit[m].sum(), m.sum()]
-        return torch.stack(out).to(torch.float32)
-
-    @staticmethod
-    def _accuracies(counts) -> dict:
-        c = counts.tolist()
-        acc = lambda k: c[2 * k] / c[2 * k + 1] if c[2 * k + 1] else float("nan")  # noqa: E731
-        return {"train_acc": acc(0), "val_acc": acc(1), "test_acc": acc(2)}
+    def epoch(self, epoch: int, plan=None, evaluate: bool = True):
+        """``begin``, every step and ``end`` in one call (one round trip from the driver)."""
+        self.epochs.begin(epoch, plan)
+        while self.epochs.run_steps(1 << 30):
+            pass
+        return self.epochs.end(epoch, evaluate)
 
     # -- state ----------------------------------------------------------------------------------
     def digest(self) -> str:
         """SHA-256 of every parameter's bytes: equal on all ranks iff the replicas are identical."""
-        h = hashlib.sha256()
-        for name, p in sorted(self.model.state_dict().items()):
-            h.update(name.encode())
-            h.update(p.detach().cpu().contiguous().numpy().tobytes())
-        return h.hexdigest()
+        return self.replica.digest()
 
     def state(self) -> dict:
         """Model and optimiser state (CPU tensors) and the last finished epoch."""
-        to_cpu = lambda obj: _map_tensors(obj, lambda t: t.detach().cpu())  # noqa: E731
-        return {"epoch": self.epoch, "model": to_cpu(self.model.state_dict()),
-                "optimizer": to_cpu(self.optimizer.state_dict())}
+        return {"epoch": self.epoch, **self.replica.state()}
 
     def set_state(self, state: dict) -> None:
-        self.model.load_state_dict(_map_tensors(state["model"], lambda t: t.to(self.device)))
-        self.optimizer.load_state_dict(state["optimizer"])
+        self.replica.set_state(state)
         self.epoch = int(state["epoch"])
-
-
-def _finite_loss(loss: float) -> None:
-    """Stop a run whose loss is NaN or infinite (the same on every rank: it is all-reduced)."""
-    if not math.isfinite(loss):
-        raise ValueError(f"the training loss is {loss} (it diverged, or the features hold extreme values); "
-                         "lower --lr or check the input")
-
-
-def _map_tensors(obj, fn):
-    if isinstance(obj, torch.Tensor):
-        return fn(obj)
-    if isinstance(obj, dict):
-        return {k: _map_tensors(v, fn) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return type(obj)(_map_tensors(v, fn) for v in obj)
-    return obj
