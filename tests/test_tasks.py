@@ -140,3 +140,26 @@ def test_task_errors(call, match):
 def test_regression_shape_mismatch():
     with pytest.raises(TaskError, match=r"model output \(2, 3\) does not match targets \(2, 1\)"):
         get_task("node-regression").loss(torch.zeros(2, 3), torch.zeros(2))
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        pytest.param(lambda y, m: torch.where(m, y.double() * 2 - 3, torch.tensor(float("nan"), dtype=torch.float64)),
+                     id="regression-negative-and-nan-outside-masks"),
+        pytest.param(lambda y, m: torch.stack([y == 0, y == 1], 1).long(), id="multi-label-int"),
+        pytest.param(lambda y, m: torch.stack([y == 0, y == 1, y == 2], 1).float(), id="multi-label-float"),
+    ],
+)
+def test_task_labels_survive_partitioning(tmp_path, make):
+    from distgnn.data import sbm
+    from distgnn.partition import load_part, partition, reassemble
+
+    d = sbm(num_nodes=200, num_classes=3, num_val=30, num_test=30, seed=0)
+    masked = d.train_mask | d.val_mask | d.test_mask
+    data = d.with_(y=make(d.y, masked))
+    partition(data, 2, tmp_path / "p", method="range")
+    back, _ = reassemble(tmp_path / "p", original_ids=True)
+    assert back.y.dtype == data.y.dtype and torch.equal(back.y.nan_to_num(7.0), data.y.nan_to_num(7.0))
+    part = load_part(tmp_path / "p", 1)
+    assert part.y.shape[1:] == data.y.shape[1:]

@@ -232,12 +232,13 @@ def _finite(rel: str, what: str, values: np.ndarray, unit: str, first: int = 0) 
 
 
 def _check_nodes(rel: str, m: Manifest, start: int, arrays: dict) -> None:
-    """Values of the owned rows: finite features, labels in ``[-1, N)``, masked nodes labelled."""
+    """Values of the owned rows: finite features; class labels (``[N]`` integers) in ``[-1, N)``,
+    masked nodes labelled."""
     x, y = arrays.get("x"), arrays.get("y")
     if x is not None:
         _finite(rel, "features", x, "node", start)
-    if y is None:
-        return
+    if y is None or y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
+        return  # regression targets or a multi-label column: the task checks them (distgnn.tasks)
     top = max(m.num_nodes, 1)
     if y.size and (y.min() < -1 or y.max() >= top):
         row = int(np.flatnonzero((y < -1) | (y >= top))[0])
