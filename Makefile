@@ -17,6 +17,7 @@ bench:
 	$(PY) benchmarks/ops.py
 	$(PY) benchmarks/layers.py
 	$(PY) benchmarks/pooling.py
+	$(PY) benchmarks/equivariant.py
 	$(PY) benchmarks/sampling.py --sections sampling,epochs
 	$(PY) benchmarks/distributed.py
 

@@ -52,7 +52,8 @@ def _parity_list(num_parity: int, max_degree: int) -> list[tuple[int, int, int]]
 @lru_cache(maxsize=None)
 def _parity_mask(p1: int, l1: int, p2: int, l2: int, p3: int, l3: int, triangle: bool) -> tuple:
     mask = torch.ones(p1, l1 + 1, p2, l2 + 1, p3, l3 + 1, dtype=torch.float64)
-    for a, b, c in ((a, b, c) for a in _parity_list(p1, l1) for b in _parity_list(p2, l2) for c in _parity_list(p3, l3)):
+    triples = ((a, b, c) for a in _parity_list(p1, l1) for b in _parity_list(p2, l2) for c in _parity_list(p3, l3))
+    for a, b, c in triples:
         forbidden = (a[2] + b[2]) % 2 != c[2] or (triangle and not abs(a[1] - b[1]) <= c[1] <= a[1] + b[1])
         if forbidden:
             mask[a[0], a[1], b[0], b[1], c[0], c[1]] = 0
@@ -155,7 +156,8 @@ class Dense(LazyModuleMixin, nn.Module):
         in_max_degree: int | None = None,
     ):
         super().__init__()
-        _check_sizes("Dense", features=features, in_features=in_features, in_parity=in_parity, in_max_degree=in_max_degree)
+        _check_sizes("Dense", features=features, in_features=in_features, in_parity=in_parity,
+                     in_max_degree=in_max_degree)
         self.features = features
         self.use_bias = bool(use_bias)
         self.kernel = UninitializedParameter()
@@ -253,7 +255,8 @@ class _Product(LazyModuleMixin, nn.Module):
             known = self._layout or self._layout_from_params(p1, l1, p2, l2)
             if known != layout:
                 raise IrrepsError(
-                    f"{self._name}: built for inputs (P, L, F) = {known[0:2] + known[6:7]} and {known[2:4] + known[6:7]}, "
+                    f"{self._name}: built for inputs (P, L, F) = {known[0:2] + known[6:7]} and "
+                    f"{known[2:4] + known[6:7]}, "
                     f"got {(p1, l1, features)} and {(p2, l2, features)}"
                 )
             self._layout = layout
@@ -395,7 +398,8 @@ class FusedTensor(_Product):
     """
 
     _name = "FusedTensor"
-    _KERNELS = ("kernel_e1", "kernel_o1", "kernel_e2", "kernel_o2", "kernel_eee", "kernel_ooe", "kernel_eoo", "kernel_oeo")
+    _KERNELS = ("kernel_e1", "kernel_o1", "kernel_e2", "kernel_o2",
+                "kernel_eee", "kernel_ooe", "kernel_eoo", "kernel_oeo")
 
     def __init__(
         self,

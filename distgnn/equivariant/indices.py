@@ -79,7 +79,8 @@ def sparse_to_dense_indices(dst_idx: Tensor, src_idx: Tensor, pad_idx: int | Non
     """``(dst_idx [..., E], src_idx [..., E])`` -> ``adj_idx [..., pad_idx, M]`` (rows in edge order,
     padded with ``pad_idx``, default ``dst_idx.max() + 1``)."""
     if dst_idx.shape != src_idx.shape:
-        raise ValueError(f"sparse_to_dense_indices: dst_idx {tuple(dst_idx.shape)} and src_idx {tuple(src_idx.shape)} differ")
+        raise ValueError(
+            f"sparse_to_dense_indices: dst_idx {tuple(dst_idx.shape)} and src_idx {tuple(src_idx.shape)} differ")
     lead = dst_idx.shape[:-1]
     if dst_idx.numel() == 0:
         return dst_idx.new_zeros(tuple(lead) + (0, 0))
@@ -100,14 +101,18 @@ def sparse_to_dense_indices(dst_idx: Tensor, src_idx: Tensor, pad_idx: int | Non
 class Bucket:
     """Nodes ``rows [R]`` whose neighbourhoods are padded to ``width`` slots.
 
-    ``slot_edge [R * width]``: the edge in each slot (``num_edges`` for an empty slot, which reads
-    an appended zero row); ``slot_src [R * width]``: that edge's source row (``num_src`` when empty).
+    ``edges [n]`` are the bucket's edges and ``slots [n]`` their slots in ``[0, R * width)``;
+    ``slot_src [R * width]`` is the source row of every slot (``num_src``, an appended zero row,
+    for an empty slot). ``identity``: the bucket holds every edge, in order, without empty slots
+    (edge ``e`` sits in slot ``e``), so per-edge rows need no copy.
     """
 
     rows: Tensor
-    slot_edge: Tensor
+    edges: Tensor
+    slots: Tensor
     slot_src: Tensor
     width: int
+    identity: bool = False
 
 
 @dataclass(frozen=True)
@@ -121,7 +126,13 @@ class NeighbourPlan:
 
     @staticmethod
     def from_edges(
-        src: Tensor, dst: Tensor, num_out: int, num_src: int, *, indices_are_sorted: bool = False, owner: str = "MessagePass"
+        src: Tensor,
+        dst: Tensor,
+        num_out: int,
+        num_src: int,
+        *,
+        indices_are_sorted: bool = False,
+        owner: str = "MessagePass",
     ) -> "NeighbourPlan":
         """Plan for edges ``src -> dst`` (1-D int64). Entries equal to the padding indices
         (``dst == num_out`` or ``src == num_src``) are dropped; anything else out of range is an error."""
@@ -163,9 +174,22 @@ class NeighbourPlan:
             pos[rows] = torch.arange(rows.numel(), device=dst.device)
             sel = edge_bucket == b
             flat = pos[dst[sel]] * width + slot[sel]
-            slot_edge = torch.full((rows.numel() * width,), num_edges, dtype=torch.long, device=dst.device)
-            slot_edge[flat] = ids[sel]
             slot_src = torch.full((rows.numel() * width,), num_src, dtype=torch.long, device=dst.device)
             slot_src[flat] = src[sel]
-            buckets.append(Bucket(rows, slot_edge, slot_src, width))
+            edges = ids[sel]
+            identity = edges.numel() == num_edges == rows.numel() * width and bool(
+                (flat == torch.arange(num_edges, device=dst.device)).all() and (edges == flat).all())
+            buckets.append(Bucket(rows, edges, flat, slot_src, width, identity))
         return NeighbourPlan(tuple(buckets), num_out, num_src, num_edges)
+
+    @staticmethod
+    def from_dense(adj: Tensor, mask: Tensor, num_src: int) -> "NeighbourPlan":
+        """Plan of a padded list ``adj [R, M]`` (global source rows) with ``mask [R, M]``: row ``r``
+        is target ``r``, slot ``(r, k)`` is edge ``r M + k``."""
+        r, m = adj.shape
+        flat_mask = mask.reshape(-1)
+        slots = torch.nonzero(flat_mask).flatten()
+        slot_src = torch.where(flat_mask, adj.reshape(-1), torch.full_like(flat_mask, num_src, dtype=torch.long))
+        identity = slots.numel() == r * m
+        bucket = Bucket(torch.arange(r, device=adj.device), slots, slots, slot_src, m, identity)
+        return NeighbourPlan((bucket,), r, num_src, r * m)

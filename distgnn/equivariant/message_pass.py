@@ -17,9 +17,9 @@ from typing import Callable
 import torch
 from torch import Tensor, nn
 
-from ..graph import Graph, GraphError, as_graph
+from ..graph import Graph, as_graph
 from . import so3
-from .dense import Dense, FusedTensor
+from .dense import Dense, FusedTensor, _expand_degrees
 from .dense import Tensor as TensorProduct
 from .indices import Bucket, NeighbourPlan
 from .so3 import IrrepsError, check_irreps
@@ -59,13 +59,15 @@ def basis(
     Shapes: ``r [..., 3] -> [..., 1, (L+1)^2, K]`` (the 1 is the parity axis).
     """
     if not isinstance(r, Tensor) or r.dim() == 0 or r.shape[-1] != 3:
-        raise IrrepsError(f"basis: r must have shape [..., 3], got {tuple(r.shape) if isinstance(r, Tensor) else type(r).__name__}")
+        got = tuple(r.shape) if isinstance(r, Tensor) else type(r).__name__
+        raise IrrepsError(f"basis: r must have shape [..., 3], got {got}")
     if return_cutoff and cutoff_fn is None:
         raise ValueError("basis: return_cutoff=True needs a cutoff_fn")
     u, norm = so3.safe_normalize(r)  # (..., 3), (...)
     rbf = radial_fn(norm, num)  # (..., K)
     if rbf.shape != norm.shape + (num,):
-        raise IrrepsError(f"basis: radial_fn must return [..., num] = {tuple(norm.shape) + (num,)}, got {tuple(rbf.shape)}")
+        raise IrrepsError(
+            f"basis: radial_fn must return [..., num] = {tuple(norm.shape) + (num,)}, got {tuple(rbf.shape)}")
     cut = None
     if cutoff_fn is not None:
         cut = cutoff_fn(norm)  # (...)
@@ -205,7 +207,13 @@ class MessagePass(nn.Module):
         return self.product.cartesian_order
 
     def materialize(
-        self, in_parity: int, in_max_degree: int, in_features: int, num_basis: int, basis_max_degree: int, basis_parity: int = 1
+        self,
+        in_parity: int,
+        in_max_degree: int,
+        in_features: int,
+        num_basis: int,
+        basis_max_degree: int,
+        basis_parity: int = 1,
     ) -> tuple:
         """Create the parameters for the given input sizes; returns the product's layout
         ``(P_basis, L_basis, P, L, P_out, L_out, F)``."""
@@ -255,30 +263,53 @@ class MessagePass(nn.Module):
         p3, l3 = layout[4], layout[5]
         return out.reshape(*lead, out_rows, p3, (l3 + 1) ** 2, f)
 
-    def _contract(self, x_src: Tensor, basis_rows: Tensor, w_rows: Tensor | None, plan: NeighbourPlan, layout, dtype) -> Tensor:
-        """``[num_out, P3 D3, F]``: neighbourhood sums of ``Tensor(filter(b_e), w_e x_src[e])``."""
+    def _contract(
+        self, x_src: Tensor, basis_rows: Tensor, w_rows: Tensor | None, plan: NeighbourPlan, layout, dtype
+    ) -> Tensor:
+        """``[num_out, P3 D3, F]``: neighbourhood sums of ``Tensor(filter(b_e), w_e x_src[e])``.
+
+        Feature-major layout, so that every step is one batched matrix product without copies:
+        filters ``[A, F, R M] = W [A, F, K] @ b [A, K, R M]`` (one matrix per basis component),
+        ``S [F R, A, B] = filters^T @ x [F R, M, B]`` (neighbourhood sums of outer products),
+        ``out [F, R, C] = S [F, R, A B] @ T [F, A B, C]``.
+        """
         pb, lb, p, L, p3, l3, f = layout
         a, b, c = pb * (lb + 1) ** 2, p * (L + 1) ** 2, p3 * (l3 + 1) ** 2
-        t = self.product.coupling(dtype=dtype).reshape(a * b, c, f)  # (A B, C, F)
-        x_ext = torch.cat([x_src, x_src.new_zeros((1,) + tuple(x_src.shape[1:]))])  # (N_src + 1, P, D, F)
-        b_ext = torch.cat([basis_rows, basis_rows.new_zeros((1,) + tuple(basis_rows.shape[1:]))])  # (E + 1, ...)
-        w_ext = None
-        if w_rows is not None:
-            w_ext = torch.cat([w_rows, w_rows.new_zeros((1,) + tuple(w_rows.shape[1:]))])  # (E + 1, *)
-        out = x_src.new_zeros((plan.num_out, c, f))
+        k = basis_rows.shape[-1]
+        t = self.product.coupling(dtype=dtype).permute(3, 0, 1, 2).reshape(f, a * b, c)  # (F, A B, C)
+        w = _expand_degrees(self.filter.kernel.to(dtype), (1,), (lb,)).reshape(a, k, f).transpose(1, 2)  # (A, F, K)
+        bias = None if self.filter.bias is None else self.filter.bias.to(dtype)
+        n_src = x_src.shape[0]
+        x_t = torch.cat([x_src.reshape(n_src, b, f), x_src.new_zeros(1, b, f)]).permute(2, 0, 1)  # (F, N_src + 1, B)
+        x_t = x_t.contiguous()
+        basis_flat = basis_rows.reshape(-1, a, k).to(dtype)  # (E, A, K)
+        w_t = None
+        if w_rows is not None:  # (E, P|1, D|1, F|1) -> (F|1, E, B|1)
+            ww = w_rows if w_rows.shape[1:3] == (1, 1) else w_rows.expand(-1, p, (L + 1) ** 2, -1)
+            w_t = ww.reshape(ww.shape[0], -1, ww.shape[-1]).permute(2, 0, 1)
+        out = x_src.new_zeros((f, plan.num_out, c))
         for bucket in plan.buckets:
-            out = out.index_copy(0, bucket.rows, self._bucket(bucket, x_ext, b_ext, w_ext, t, a, b))  # (num_out, C, F)
-        return out
+            r, m = bucket.rows.numel(), bucket.width
+            bp = _pad_rows(basis_flat, bucket, 0)  # (R M, A, K)
+            filt = torch.bmm(w, bp.permute(1, 2, 0))  # (A, F, R M)
+            if bias is not None:
+                filt[0] += bias.unsqueeze(-1)  # the even scalar component only
+            xs = x_t.index_select(1, bucket.slot_src)  # (F, R M, B)
+            if w_t is not None:
+                xs = xs * _pad_rows(w_t, bucket, 1)  # (F, R M, B)
+            s = torch.bmm(filt.view(a, f * r, m).permute(1, 0, 2), xs.view(f * r, m, b))  # (F R, A, B)
+            out = out.index_copy(1, bucket.rows, torch.bmm(s.view(f, r, a * b), t))  # (F, num_out, C)
+        return out.permute(1, 2, 0)  # (num_out, C, F)
 
-    def _bucket(self, bucket: Bucket, x_ext: Tensor, b_ext: Tensor, w_ext: Tensor | None, t: Tensor, a: int, b: int) -> Tensor:
-        r, m = bucket.rows.numel(), bucket.width
-        f = x_ext.shape[-1]
-        filt = self.filter(b_ext.index_select(0, bucket.slot_edge).to(x_ext.dtype))  # (R M, Pb, Db, F)
-        xs = x_ext.index_select(0, bucket.slot_src)  # (R M, P, D, F)
-        if w_ext is not None:
-            xs = xs * w_ext.index_select(0, bucket.slot_edge)  # (R M, P, D, F)
-        s = torch.einsum("rmaf,rmbf->rfab", filt.reshape(r, m, a, f), xs.reshape(r, m, b, f))  # (R, F, A, B)
-        return torch.einsum("rfk,kcf->rcf", s.reshape(r, f, a * b), t)  # (R, C, F)
+
+def _pad_rows(rows: Tensor, bucket: Bucket, dim: int) -> Tensor:
+    """Per-edge rows (along ``dim``) laid out in the bucket's slots, zeros in empty slots."""
+    if bucket.identity:
+        return rows
+    shape = list(rows.shape)
+    shape[dim] = bucket.rows.numel() * bucket.width
+    picked = rows.index_select(dim, bucket.edges)
+    return rows.new_zeros(shape).index_copy(dim, bucket.slots, picked)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -289,7 +320,8 @@ def _batch(lead) -> int:
 
 def _from_graph(name: str, inputs: Tensor, basis: Tensor, graph):
     if inputs.dim() not in (4, 5):
-        raise IrrepsError(f"{name}: with graph=, inputs must be [N, P, D, F] or [B, N, P, D, F], got {tuple(inputs.shape)}")
+        raise IrrepsError(
+            f"{name}: with graph=, inputs must be [N, P, D, F] or [B, N, P, D, F], got {tuple(inputs.shape)}")
     mixed = inputs.dim() == 5
     x_nf = inputs.transpose(0, 1) if mixed else inputs  # (N, [B,] P, D, F)
     g = as_graph(graph, x_nf.shape[0])
@@ -305,7 +337,8 @@ def _from_graph(name: str, inputs: Tensor, basis: Tensor, graph):
     if mixed:
         x_src = x_src.transpose(0, 1)  # (B, N_src, P, D, F)
     n, n_src = g.num_nodes, g.num_src_nodes
-    plan = g.cached(("distgnn.equivariant.plan", nb), lambda: _shared_plan(g.edge_index[0], g.edge_index[1], n, n_src, nb))
+    plan = g.cached(("distgnn.equivariant.plan", nb),
+                    lambda: _shared_plan(g.edge_index[0], g.edge_index[1], n, n_src, nb))
     basis_rows = basis.expand(nb, *basis.shape[-4:]) if mixed else basis
     lead = (nb,) if mixed else ()
     return (x_src.reshape(-1, *x_src.shape[-3:]), basis_rows.reshape(-1, *basis.shape[-3:]), plan, lead,
@@ -326,7 +359,8 @@ def _from_dense(name: str, inputs: Tensor, basis: Tensor, adj_idx: Tensor, where
     lead, n = tuple(inputs.shape[:-4]), inputs.shape[-4]
     nb = _batch(lead)
     if adj_idx.dtype not in (torch.int64, torch.int32) or adj_idx.dim() < 2 or adj_idx.shape[-2] != n:
-        raise IrrepsError(f"{name}: adj_idx must be an integer [..., N, M] with N={n}, got {adj_idx.dtype} {tuple(adj_idx.shape)}")
+        raise IrrepsError(
+            f"{name}: adj_idx must be an integer [..., N, M] with N={n}, got {adj_idx.dtype} {tuple(adj_idx.shape)}")
     if tuple(adj_idx.shape[:-2]) not in ((), lead):
         raise IrrepsError(f"{name}: adj_idx {tuple(adj_idx.shape)} must have the leading dims of inputs {lead} or none")
     m = adj_idx.shape[-1]
@@ -345,9 +379,7 @@ def _from_dense(name: str, inputs: Tensor, basis: Tensor, adj_idx: Tensor, where
         raise IrrepsError(f"{name}: basis must be [..., N, M, Pb, Db, K] matching adj_idx ({lead + (n, m)}), "
                           f"got {tuple(basis.shape)}")
     off = (torch.arange(nb, device=adj.device) * n).view(nb, 1, 1)
-    slot_src = torch.where(mask, adj + off, torch.full_like(adj, nb * n)).reshape(-1)
-    slot_edge = torch.where(mask.reshape(-1), torch.arange(nb * n * m, device=adj.device), torch.full_like(slot_src, nb * n * m))
-    plan = NeighbourPlan((Bucket(torch.arange(nb * n, device=adj.device), slot_edge, slot_src, m),), nb * n, nb * n, nb * n * m)
+    plan = NeighbourPlan.from_dense((adj + off).reshape(nb * n, m), mask.reshape(nb * n, m), nb * n)
     basis_rows = basis.expand(*lead, n, m, *basis.shape[-3:]).reshape(-1, *basis.shape[-3:])
     return inputs.reshape(-1, *inputs.shape[-3:]), basis_rows, plan, lead, lead + (n, m), n
 
@@ -356,7 +388,8 @@ def _from_sparse(name, inputs, basis, src_idx, dst_idx, num_segments, indices_ar
     if src_idx is None or dst_idx is None:
         raise ValueError(f"{name}: a sparse neighbour list needs both src_idx and dst_idx")
     if src_idx.shape != dst_idx.shape or src_idx.dim() < 1:
-        raise IrrepsError(f"{name}: src_idx {tuple(src_idx.shape)} and dst_idx {tuple(dst_idx.shape)} must have one equal shape [..., E]")
+        raise IrrepsError(f"{name}: src_idx {tuple(src_idx.shape)} and dst_idx {tuple(dst_idx.shape)} must have one "
+                          f"equal shape [..., E]")
     for t, what in ((src_idx, "src_idx"), (dst_idx, "dst_idx")):
         if t.dtype not in (torch.int64, torch.int32):
             raise IrrepsError(f"{name}: {what} must be an integer tensor, got {t.dtype}")
@@ -368,11 +401,13 @@ def _from_sparse(name, inputs, basis, src_idx, dst_idx, num_segments, indices_ar
     if segments < 0:
         raise ValueError(f"{name}: num_segments must be >= 0, got {num_segments}")
     if tuple(basis.shape[:-3]) not in ((e,), lead + (e,)):
-        raise IrrepsError(f"{name}: basis must be [..., E, Pb, Db, K] with one row per edge ({lead + (e,)}), got {tuple(basis.shape)}")
+        raise IrrepsError(f"{name}: basis must be [..., E, Pb, Db, K] with one row per edge ({lead + (e,)}), "
+                          f"got {tuple(basis.shape)}")
     src = src_idx.to(torch.long).expand(*lead, e).reshape(nb, e)
     dst = dst_idx.to(torch.long).expand(*lead, e).reshape(nb, e)
     if e and (int(src.min()) < 0 or int(src.max()) > n):
-        raise IndexError(f"{name}: src_idx entries must lie in [0, N] (N={n} is padding), got [{int(src.min())}, {int(src.max())}]")
+        raise IndexError(f"{name}: src_idx entries must lie in [0, N] (N={n} is padding), "
+                         f"got [{int(src.min())}, {int(src.max())}]")
     if e and (int(dst.min()) < 0 or int(dst.max()) > segments):
         raise IndexError(f"{name}: dst_idx entries must lie in [0, num_segments] (num_segments={segments} is padding), "
                          f"got [{int(dst.min())}, {int(dst.max())}]")

@@ -140,7 +140,8 @@ def _r2_power(k: int) -> dict:
     for i in range(k + 1):
         for j in range(k + 1 - i):
             h = k - i - j
-            out[(2 * i, 2 * j, 2 * h)] = math.factorial(k) // (math.factorial(i) * math.factorial(j) * math.factorial(h))
+            f = math.factorial
+            out[(2 * i, 2 * j, 2 * h)] = f(k) // (f(i) * f(j) * f(h))
     return out
 
 
@@ -245,9 +246,10 @@ def spherical_harmonics(
     norms = [_normalization_constant(normalization, l) for l in range(max_degree + 1)]
     if not r_is_normalized:
         r, _ = safe_normalize(r)
-    coef = _table(("sh", max_degree, cartesian_order, normalization), lambda: _sh_matrix(max_degree, cartesian_order, norms),
-                  r.dtype, r.device)  # (n_mono, (L+1)^2)
-    powers = _table(("sh-powers", max_degree), lambda: torch.tensor(_sh_polynomials(max_degree)[0]), torch.long, r.device)
+    coef = _table(("sh", max_degree, cartesian_order, normalization),
+                  lambda: _sh_matrix(max_degree, cartesian_order, norms), r.dtype, r.device)  # (n_mono, (L+1)^2)
+    powers = _table(("sh-powers", max_degree), lambda: torch.tensor(_sh_polynomials(max_degree)[0]),
+                    torch.long, r.device)  # (n_mono, 3)
     pw = _integer_powers(r, max_degree)  # (..., L+1, 3)
     mono = pw[..., powers[:, 0], 0] * pw[..., powers[:, 1], 1] * pw[..., powers[:, 2], 2]  # (..., n_mono)
     return mono @ coef  # (..., (L+1)^2)

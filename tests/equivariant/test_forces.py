@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import functools
 
-import pytest
 import torch
 from torch import nn
 
@@ -102,16 +101,7 @@ def loss_fn(e, f, e_ref, f_ref, atoms: int):
     return ((e - e_ref) ** 2).mean() / atoms + ((f - f_ref) ** 2).mean()
 
 
-@pytest.fixture
-def one_thread():
-    """Small tensors: threads only add synchronisation (and stall badly on a busy machine)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def test_training_on_energies_and_forces_decreases_the_loss(one_thread):
+def test_training_on_energies_and_forces_decreases_the_loss():
     pos, frame, graph, e_ref, f_ref = frames()
     m = model()
     opt = torch.optim.Adam(m.parameters(), lr=2e-2)

@@ -227,12 +227,8 @@ def test_partitioned_equals_whole_values_and_gradients(fused):
         p.data.add_(0.1 * torch.randn(p.shape, generator=gen(5), dtype=DT))
     weight = torch.randn(n, 2, 9, 3, generator=gen(6), dtype=DT)
 
-    def run(layer_input_x, layer_input_pos, g):
-        r = edge_vectors(layer_input_pos, g)
-        from tests.equivariant.common import CUTOFF  # noqa: F401 - same basis as edge_basis
-        src, dst = g.edge_index
-        b = edge_basis_from_vectors(r)
-        return mp(layer_input_x, b, graph=g)
+    def run(x_rows, pos_rows, g):  # positions of halo sources come through the graph too
+        return mp(x_rows, edge_basis_from_vectors(edge_vectors(pos_rows, g)), graph=g)
 
     x = x0.clone().requires_grad_()
     pos = pos0.clone().requires_grad_()
