@@ -139,7 +139,8 @@ class Dense(LazyModuleMixin, nn.Module):
         in_features, in_parity, in_max_degree: input sizes; inferred at the first call when not
             all given.
 
-    Parameters: ``kernel [P, L+1, F_in, F_out]`` (lecun-normal per matrix), ``bias [F_out]`` (zeros).
+    Parameters: ``kernel [P, L+1, F_in, F_out]`` (lecun-normal per matrix), ``bias [F_out]`` (zeros);
+    cast to the dtype of the input at every call (as e3x's ``promote_dtype``).
 
     Shapes: ``x [..., P, (L+1)^2, F_in] -> [..., P, (L+1)^2, F_out]``.
     """
@@ -206,12 +207,12 @@ class Dense(LazyModuleMixin, nn.Module):
                 f"Dense: built for inputs [.., {self.kernel.shape[0]}, {self.kernel.shape[1] ** 2}, "
                 f"{self.kernel.shape[2]}], got {tuple(x.shape)}"
             )
-        w = _expand_degrees(self.kernel, (1,), (L,))  # (P, D, F_in, F_out)
+        w = _expand_degrees(self.kernel.to(x.dtype), (1,), (L,))  # (P, D, F_in, F_out)
         y = torch.einsum("...pci,pcio->...pco", x, w)  # (..., P, D, F_out)
         if self.bias is not None:
             onehot = torch.zeros(p, (L + 1) ** 2, 1, dtype=y.dtype, device=y.device)
             onehot[0, 0, 0] = 1
-            y = y + onehot * self.bias  # (..., P, D, F_out), bias on 0+ only
+            y = y + onehot * self.bias.to(y.dtype)  # (..., P, D, F_out), bias on 0+ only
         return y
 
     def extra_repr(self) -> str:
@@ -284,8 +285,9 @@ class _Product(LazyModuleMixin, nn.Module):
     def forward(self, x1: TorchTensor, x2: TorchTensor) -> TorchTensor:
         """``x1 [..., P1, (L1+1)^2, F], x2 [..., P2, (L2+1)^2, F] -> [..., P3, (L3+1)^2, F]``."""
         layout = self.materialize(*self._shapes(x1, x2))
-        t = self.coupling(dtype=torch.promote_types(x1.dtype, x2.dtype))  # (A, B, C, F)
-        return apply_coupling(x1, x2, t.to(x1.device), layout[4])
+        dt = torch.promote_types(x1.dtype, x2.dtype)
+        t = self.coupling(dtype=dt)  # (A, B, C, F)
+        return apply_coupling(x1.to(dt), x2.to(dt), t.to(x1.device), layout[4])
 
     def extra_repr(self) -> str:
         return (f"max_degree={self.max_degree}, include_pseudotensors={self.include_pseudotensors}, "

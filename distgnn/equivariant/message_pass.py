@@ -157,9 +157,18 @@ class MessagePass(nn.Module):
 
     Modes: single, disjoint (independent graphs as one graph, or as leading dimensions), mixed.
 
+    **Decision** (spec vs e3x): where the layer spec and e3x differ, e3x's numbers are followed
+    and checked against stored e3x 1.0.2 outputs and gradients (``tests/fixtures/e3x``): the
+    automatic single parity channel above (e3x's rule, beyond the spec); ``Tensor(f_ij, x_j)``
+    with the filter as the FIRST factor (it fixes the Clebsch-Gordan signs); ``weights``
+    broadcast against the gathered inputs (``[E, 1, 1, 1]`` for one weight per edge, not
+    ``[E]``); e3x's real Clebsch-Gordan sign convention (see :mod:`.so3`); radial functions whose
+    e3x documentation and computation differ follow the computation (see :mod:`.radial`).
+
     Deviations from e3x: the ``graph`` argument is new; the summation order differs (per node
     instead of per edge), so results agree with e3x to rounding, not bitwise; sparse entries
-    out of range that are not the padding index raise an error instead of being clamped.
+    out of range that are not the padding index raise an error instead of being clamped;
+    parameters are cast to the dtype of ``inputs`` at every call (e3x promotes them).
     """
 
     MODES = ("single", "disjoint", "mixed")

@@ -299,6 +299,27 @@ def test_sizes_lazy_eager_and_state_dict():
     assert "MessagePass" in repr(fused) and "fused_tensor" in repr(fused)
 
 
+def test_registered_as_an_equivariant_layer():
+    from distgnn.layers import REGISTRY
+    from distgnn.layers.registry import convolutions
+
+    entry = REGISTRY["MessagePass"]
+    assert entry.cls is MessagePass and entry.kind == "equivariant" and entry.modes == ("single", "disjoint", "mixed")
+    assert "MessagePass" not in convolutions()  # its inputs are irreps: the conv conformance suite does not apply
+
+
+def test_float32_inputs_promote_the_parameters():
+    pos, dst, src, x, b = system(1, 1, 1, n=5)
+    mp = make_layer(x, b)  # float64 parameters
+    out32 = mp(x.float(), b.float(), dst_idx=dst, src_idx=src)
+    assert out32.dtype == torch.float32
+    torch.testing.assert_close(out32.double(), mp(x, b, dst_idx=dst, src_idx=src), rtol=1e-5, atol=1e-5)
+    from distgnn.equivariant import Dense, Tensor
+
+    d, t = Dense(4).double(), Tensor().double()
+    assert d(x.float()).dtype == torch.float32 and t(x.float(), x.float()).dtype == torch.float32
+
+
 def test_errors_are_clear():
     pos, dst, src, x, b = system(1, 1, 1, n=5)
     mp = make_layer(x, b)
