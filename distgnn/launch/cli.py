@@ -13,46 +13,50 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..models import MODELS
 from .config import RunConfig
 
 
 def parser() -> argparse.ArgumentParser:
+    from ..train.options import add_model_options, add_sampling_options, add_task_options
+
     d = RunConfig()
     p = argparse.ArgumentParser(
         prog="python -m distgnn.launch",
-        description="Train a node classifier on a partitioned graph with one Ray worker per device.",
+        description="Train a GNN on a partitioned graph with one Ray worker per device (node classification, "
+                    "multi-label or node regression; any model of python -m distgnn.train).",
     )
     p.add_argument("--parts", metavar="DIR", help="partition directory or URI (default: partition the built-in synthetic graph)")
-    p.add_argument("--model", default=d.model, choices=sorted(MODELS), help=f"model stack (default: {d.model})")
-    p.add_argument("--workers", type=int, default=d.workers, help=f"Ray worker actors, one per device (default: {d.workers})")
-    p.add_argument("--gpus-per-worker", type=float, default=d.gpus_per_worker, help="GPUs per worker: 0 = CPU and gloo (default), 1 = one GPU each and NCCL")
-    p.add_argument("--threads-per-worker", type=int, default=None, help="torch threads (and Ray CPUs) per worker (default: CPUs / workers)")
-    p.add_argument("--epochs", type=int, default=d.epochs, help=f"epochs (default: {d.epochs})")
-    p.add_argument("--lr", type=float, default=None, help="learning rate (default: 0.01; 0.005 for gat)")
-    p.add_argument("--weight-decay", type=float, default=d.weight_decay, help=f"weight decay (default: {d.weight_decay})")
-    p.add_argument("--hidden", type=int, default=None, help="hidden channels (default: 16 gcn, 64 sage, 8 per head gat)")
-    p.add_argument("--layers", type=int, default=d.num_layers, help=f"layers (default: {d.num_layers})")
-    p.add_argument("--dropout", type=float, default=None, help="dropout rate (default: the model's)")
-    p.add_argument("--seed", type=int, default=d.seed, help=f"random seed (default: {d.seed})")
-    p.add_argument("--eval-every", type=int, default=d.eval_every, help="evaluate every N epochs (default: 1)")
-    p.add_argument("--mode", choices=["full", "sampled"], default=d.mode, help="full-graph (default) or sampled mini-batch training")
-    p.add_argument("--fanout", default=",".join(map(str, d.fanouts)), help="sampled mode: neighbours per hop, -1 = all (default: 10,10)")
-    p.add_argument("--batch-size", type=int, default=d.batch_size, help=f"sampled mode: seeds per step over all workers (default: {d.batch_size})")
-    p.add_argument("--replace", action="store_true", help="sampled mode: sample neighbours with replacement")
-    p.add_argument("--cache-mb", type=float, default=d.cache_mb, help="sampled mode: MiB per worker for the hottest remote feature rows (default: 0)")
-    p.add_argument("--cache-policy", choices=["degree", "prepass"], default=d.cache_policy, help="sampled mode: what makes a remote row hot: its in-degree (default) or a sampling pre-pass")
-    p.add_argument("--no-pipeline", action="store_true", help="sampled mode: do not prepare the next batch while one trains")
-    p.add_argument("--address", default=None, help="Ray cluster: auto, ray://host:port, or HOST:PORT (default: $RAY_ADDRESS "
+    add_model_options(p)
+    add_task_options(p)
+    add_sampling_options(p)
+    g = p.add_argument_group("training")
+    g.add_argument("--epochs", type=int, default=d.epochs, help=f"epochs (default: {d.epochs})")
+    g.add_argument("--lr", type=float, default=None, help="learning rate (default: 0.01; 0.005 for gat)")
+    g.add_argument("--weight-decay", type=float, default=d.weight_decay, help=f"weight decay (default: {d.weight_decay})")
+    g.add_argument("--seed", type=int, default=d.seed, help=f"random seed (default: {d.seed})")
+    g.add_argument("--eval-every", type=int, default=d.eval_every, help="evaluate every N epochs (default: 1)")
+    g = p.add_argument_group("sampled mode (distributed)")
+    g.add_argument("--cache-mb", type=float, default=d.cache_mb, help="MiB per worker for the hottest remote feature rows (default: 0)")
+    g.add_argument("--cache-policy", choices=["degree", "prepass"], default=d.cache_policy, help="what makes a remote row hot: its in-degree (default) or a sampling pre-pass")
+    g.add_argument("--no-pipeline", action="store_true", help="do not prepare the next batch while one trains")
+    g = p.add_argument_group("placement")
+    g.add_argument("--workers", type=int, default=d.workers, help=f"Ray worker actors, one per device (default: {d.workers})")
+    g.add_argument("--gpus-per-worker", type=float, default=d.gpus_per_worker, help="GPUs per worker: 0 = CPU and gloo (default), 1 = one GPU each and NCCL")
+    g.add_argument("--threads-per-worker", type=int, default=None, help="torch threads (and Ray CPUs) per worker (default: CPUs / workers)")
+    g.add_argument("--address", default=None, help="Ray cluster: auto, ray://host:port, or HOST:PORT (default: $RAY_ADDRESS "
                    "when set, as ray.init does; else start a local one, on 127.0.0.1 only)")
-    p.add_argument("--checkpoint-dir", default=None, metavar="D", help="write checkpoints here (needed to recover a lost "
+    g = p.add_argument_group("robustness and output")
+    g.add_argument("--checkpoint-dir", default=None, metavar="D", help="write checkpoints here (needed to recover a lost "
                    "worker); each carries a sha256 of itself")
-    p.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every, help=f"epochs between checkpoints (default: {d.checkpoint_every})")
-    p.add_argument("--resume", action="store_true", help="continue from the newest good checkpoint in --checkpoint-dir "
+    g.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every, help=f"epochs between checkpoints (default: {d.checkpoint_every})")
+    g.add_argument("--resume", action="store_true", help="continue from the newest good checkpoint in --checkpoint-dir "
                    "(a damaged newer one is skipped with a warning)")
-    p.add_argument("--max-restarts", type=int, default=d.max_restarts, help=f"restarts after a lost worker (default: {d.max_restarts})")
-    p.add_argument("--timeout", type=float, default=d.timeout_s, help=f"seconds any collective or step may take (default: {d.timeout_s:.0f})")
-    p.add_argument("--quiet", action="store_true", help="print only the final result")
+    g.add_argument("--max-restarts", type=int, default=d.max_restarts, help=f"restarts after a lost worker (default: {d.max_restarts})")
+    g.add_argument("--timeout", type=float, default=d.timeout_s, help=f"seconds any collective or step may take (default: {d.timeout_s:.0f})")
+    g.add_argument("--run-dir", default=None, metavar="D", help="write epochs.jsonl, result.json and config.json here "
+                   "(default: the --checkpoint-dir, else $DISTGNN_RUNS/<timestamp>, ./distgnn-runs/... when unset; "
+                   "'' for none)")
+    g.add_argument("--quiet", action="store_true", help="print only the final result")
     return p
 
 
@@ -60,18 +64,19 @@ def _mb(b: float) -> str:
     return f"{b / 1e6:.2f} MB"
 
 
-def _fanouts(text: str) -> tuple:
-    try:
-        return tuple(int(f) for f in text.split(","))
-    except ValueError:
-        raise ValueError(f"--fanout must be comma-separated integers such as 10,10 or 15,10,-1, got {text!r}") from None
+def _name(metric: str) -> str:
+    return {"acc": "accuracy"}.get(metric, metric)
 
 
 def main(argv: list[str] | None = None) -> int:
+    from ..train.options import fanouts_from_text, layer_args_from_text
+
     args = parser().parse_args(argv)
     try:
         config = RunConfig(
-            mode=args.mode, fanouts=_fanouts(args.fanout), batch_size=args.batch_size, replace=args.replace,
+            task=args.task, loss=args.loss, select=args.select, layer_args=layer_args_from_text(args.layer_args),
+            run_dir=args.run_dir,
+            mode=args.mode, fanouts=fanouts_from_text(args.fanout), batch_size=args.batch_size, replace=args.replace,
             cache_mb=args.cache_mb, cache_policy=args.cache_policy, pipeline=not args.no_pipeline,
             parts=args.parts, model=args.model, hidden=args.hidden, num_layers=args.layers, dropout=args.dropout,
             epochs=args.epochs, lr=args.lr, weight_decay=args.weight_decay, seed=args.seed, workers=args.workers,
@@ -83,7 +88,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     from .driver import LaunchError, launch
+    from .epochs import resolve_task as launch_task_of
     from .stats import EpochStats
+
+    def launch_task(c):
+        return launch_task_of(c.task, c.loss)
 
     def echo(line: str) -> None:
         if not args.quiet:
@@ -106,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
 
     mode = (f"sampled (fan-out {','.join(map(str, config.fanouts))}, batch {config.batch_size})"
             if config.mode == "sampled" else "full-graph")
-    echo(f"model: {config.model}, {config.workers} workers, {config.epochs} epochs, {mode}")
+    echo(f"model: {config.model_name}, task {config.task}, {config.workers} workers, {config.epochs} epochs, {mode}")
     try:
         result = launch(config, on_epoch=show, echo=echo, progress=not args.quiet)
     except LaunchError as exc:
@@ -116,6 +125,12 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted: workers stopped", file=sys.stderr)
         return 130
     restarts = f", {result.restarts} restart(s)" if result.restarts else ""
-    print(f"final: test accuracy {result.test_acc:.4f} (epoch {result.epochs}, train {result.train_acc:.4f}, "
-          f"val {result.val_acc:.4f}) in {result.seconds:.1f} s{restarts}; replicas identical")
+    task = launch_task(config)
+    m, key = result.metrics, task.primary
+    at = f"epoch {result.best_epoch} of {result.epochs}" if config.select == "best_val" else f"epoch {result.epochs}"
+    print(f"final: test {_name(key)} {m.get('test_' + key, float('nan')):.4f} ({at}, train "
+          f"{m.get('train_' + key, float('nan')):.4f}, val {m.get('val_' + key, float('nan')):.4f}) in "
+          f"{result.seconds:.1f} s{restarts}; replicas identical")
+    if result.run_dir:
+        echo(f"per-epoch figures: {result.run_dir}/epochs.jsonl")
     return 0

@@ -2,21 +2,92 @@
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
+from typing import Any, Callable
 
-from ..models import MODELS
+__all__ = ["RunConfig", "ModelOptions", "Placement", "Sampling", "Robustness", "model_name"]
 
-__all__ = ["RunConfig"]
+
+def model_name(model: str | Callable) -> str:
+    """A model spec as text: the name itself, or ``module:qualname`` of a builder function."""
+    if isinstance(model, str):
+        return model
+    return f"{getattr(model, '__module__', '?')}:{getattr(model, '__qualname__', type(model).__name__)}"
+
+
+@dataclass(frozen=True)
+class ModelOptions:
+    """Model, task and optimisation (see :class:`RunConfig`)."""
+
+    model: Any
+    hidden: int | None
+    num_layers: int
+    dropout: float | None
+    layer_args: dict | None
+    task: Any
+    loss: str | None
+    select: str
+    epochs: int
+    lr: float | None
+    weight_decay: float
+    seed: int
+    eval_every: int
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where the workers run (see :class:`RunConfig`)."""
+
+    workers: int
+    gpus_per_worker: float
+    threads_per_worker: int | None
+    address: str | None
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """Full-graph or sampled mini-batch epochs (see :class:`RunConfig`)."""
+
+    mode: str
+    fanouts: tuple
+    batch_size: int
+    replace: bool
+    cache_mb: float
+    cache_policy: str
+    pipeline: bool
+
+
+@dataclass(frozen=True)
+class Robustness:
+    """Checkpoints, restarts, timeouts and the run directory (see :class:`RunConfig`)."""
+
+    checkpoint_dir: str | None
+    checkpoint_every: int
+    resume: bool
+    max_restarts: int
+    timeout_s: float
+    run_dir: str | None
 
 
 @dataclass(frozen=True)
 class RunConfig:
     """Everything a distributed training run needs (validated on creation).
 
-    Model and optimisation:
-        model: a stack from :data:`distgnn.models.MODELS` (``gcn``, ``sage``, ``gat``).
+    Built flat (``RunConfig(parts=..., workers=2, epochs=50)``); its nested frozen parts are
+    :attr:`model_options`, :attr:`placement`, :attr:`sampling` and :attr:`robustness`.
+
+    Model, task and optimisation:
+        model: ``"gcn"`` / ``"sage"`` / ``"gat"``, a registered convolution layer's name (a stack
+            of ``num_layers`` of it, :class:`distgnn.models.LayerStack`), ``"package.module:function"``
+            or a function ``fn(in_channels, out_channels) -> nn.Module`` (see
+            :func:`distgnn.models.model_builder`). It is sent to every worker, so a function must be
+            picklable: a module-level function (or a spec string) is safest.
         hidden: hidden channels (``None``: the model's usual size); num_layers; dropout
-            (``None``: the model's default).
+            (``None``: the model's default); layer_args: keyword arguments of the stack or its layers.
+        task: ``"node-classification"``, ``"multi-label"``, ``"node-regression"``
+            (:func:`distgnn.tasks.get_task`) or a task object (:func:`distgnn.tasks.custom_task`);
+            loss: the regression loss (``"mse"``, ``"l1"``); select: ``"last"`` reports the last
+            evaluated epoch, ``"best_val"`` the epoch with the best validation primary metric.
         epochs, lr (``None``: 0.005 for gat, else 0.01), weight_decay, seed.
     Placement:
         workers: Ray actors, one per device; each holds a consecutive block of parts.
@@ -41,6 +112,9 @@ class RunConfig:
             that passes its checksum (newer damaged ones are skipped with a warning).
         max_restarts: how many times a failed run is restarted from its last checkpoint.
         timeout_s: the limit of every collective and of every step the driver waits for.
+        run_dir: where ``epochs.jsonl`` (one JSON object per epoch), ``result.json`` and
+            ``config.json`` go; ``None``: the checkpoint directory when there is one, else
+            ``$DISTGNN_RUNS/<timestamp>`` (default ``./distgnn-runs/<timestamp>``); ``""``: none.
     """
 
     parts: str | None = None
@@ -69,7 +143,11 @@ class RunConfig:
     cache_mb: float = 0.0
     cache_policy: str = "degree"
     pipeline: bool = True
-    task: str = "node-classification"
+    task: Any = "node-classification"
+    loss: str | None = None
+    layer_args: dict | None = None
+    select: str = "last"
+    run_dir: str | None = None
 
     def __post_init__(self) -> None:
         def positive_int(name: str, minimum: int = 1) -> None:
@@ -77,8 +155,13 @@ class RunConfig:
             if not isinstance(v, int) or isinstance(v, bool) or v < minimum:
                 raise ValueError(f"{name} must be an integer >= {minimum}, got {v!r}")
 
-        if self.model not in MODELS:
-            raise ValueError(f"unknown model {self.model!r}; choose one of {', '.join(sorted(MODELS))}")
+        from ..models import model_builder
+        from ..tasks import get_task
+
+        model_builder(self.model, layer_args=self.layer_args)  # unknown names and imports fail here (ModelError)
+        get_task(self.task, loss=self.loss)  # unknown task or loss (TaskError)
+        if self.select not in ("last", "best_val"):
+            raise ValueError(f"select must be 'last' or 'best_val', got {self.select!r}")
         for name in ("epochs", "workers", "num_layers", "checkpoint_every", "eval_every"):
             positive_int(name)
         positive_int("max_restarts", 0)
@@ -114,10 +197,46 @@ class RunConfig:
     def learning_rate(self) -> float:
         return self.lr if self.lr is not None else (0.005 if self.model == "gat" else 0.01)
 
+    @property
+    def model_name(self) -> str:
+        return model_name(self.model)
+
+    def _part(self, cls):
+        return cls(**{f.name: getattr(self, f.name) for f in fields(cls)})
+
+    @property
+    def model_options(self) -> ModelOptions:
+        return self._part(ModelOptions)
+
+    @property
+    def placement(self) -> Placement:
+        return self._part(Placement)
+
+    @property
+    def sampling(self) -> Sampling:
+        return self._part(Sampling)
+
+    @property
+    def robustness(self) -> Robustness:
+        return self._part(Robustness)
+
+    @classmethod
+    def from_flat(cls, **kwargs) -> "RunConfig":
+        return cls(**kwargs)
+
     def threads(self) -> int:
         if self.threads_per_worker is not None:
             return self.threads_per_worker
         return max(1, (os.cpu_count() or 1) // self.workers)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """The fields as a dictionary (values as given: ``model`` and ``task`` may be objects)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    def describe(self) -> dict:
+        """A JSON-ready view: ``model`` and ``task`` as text."""
+        d = self.to_dict()
+        d["model"] = self.model_name
+        d["task"] = self.task if isinstance(self.task, str) else getattr(self.task, "name", repr(self.task))
+        d["fanouts"] = list(self.fanouts)
+        return d

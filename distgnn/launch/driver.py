@@ -11,18 +11,21 @@
    threads, plus GPUs) in a placement group;
 3. starts the workers (:class:`~.worker.Worker`), which meet in a ``torch.distributed`` group at
    the address rank 0 reports, load consecutive blocks of parts and build identical models;
-4. runs the epochs, printing loss, accuracies, epoch time and halo traffic, and writes a
-   checkpoint every ``checkpoint_every`` epochs (atomically: a temporary file renamed; see
-   :func:`save_checkpoint` for the format, which carries its own sha256);
+4. runs the epochs through the mode's epoch implementation (:mod:`.epochs`), hands every
+   epoch's :class:`~.stats.EpochStats` to the callbacks and the run directory (:mod:`.rundir`),
+   and writes a checkpoint every ``checkpoint_every`` epochs (atomically: a temporary file
+   renamed; see :mod:`.checkpoint` for the format, which carries its own sha256);
 5. if a worker dies, a step fails or times out, tears the whole group down, starts a new one and
-   continues from the last good checkpoint (from the start when there is none), at most
-   ``max_restarts`` times; errors in the input (bad partition, bad values, bad arguments, a loss
-   that is no longer finite) are not retried;
+   continues from the last good checkpoint (from the start when there is none), as long as the
+   :class:`FailurePolicy` allows (``max_restarts``); errors in the input (bad partition, bad
+   values or labels, bad arguments, a loss that is no longer finite) are not retried. The run's
+   :class:`RunState` goes STARTING -> RUNNING (-> RECOVERING -> RUNNING)* -> DONE or FAILED;
 6. on Ctrl-C (or any error) kills every worker and removes the placement group before
    re-raising, so no process outlives the driver.
 """
 from __future__ import annotations
 
+import contextlib
 import enum
 import logging
 import os
@@ -30,13 +33,14 @@ import shutil
 import tempfile
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Sequence
 
 from .checkpoint import (checkpoint_files, find_checkpoint, latest_checkpoint, load_checkpoint,
                          remove_temporary_checkpoints, save_checkpoint)
 from .config import RunConfig
-from .epochs import epochs_for
+from .epochs import epochs_for, resolve_task
 from .errors import LaunchError, WorkerLost
+from .rundir import RunLog, resolve_run_dir
 from .stats import EpochStats
 
 log = logging.getLogger(__name__)
@@ -80,6 +84,7 @@ class LaunchResult:
     workers: list[dict] = field(default_factory=list)
     seconds: float = 0.0
     run_dir: str | None = None
+    best_epoch: int = 0
 
     @property
     def train_acc(self) -> float:
@@ -95,6 +100,13 @@ class LaunchResult:
 
 
 _MODEL_KEYS = ("model", "hidden", "num_layers", "dropout", "lr", "weight_decay", "seed", "parts")
+_NEWER_KEYS = ("layer_args", "task", "loss")  # compared only when the checkpoint has them
+
+
+def _model_settings(c: RunConfig) -> dict:
+    """The settings a checkpoint must share with a run that resumes it (plain data: no objects)."""
+    d = c.describe()
+    return {k: d[k] for k in _MODEL_KEYS + _NEWER_KEYS}
 
 
 def start_local_ray(num_cpus: int, **kwargs) -> None:
@@ -118,7 +130,23 @@ def start_local_ray(num_cpus: int, **kwargs) -> None:
     kwargs.setdefault("log_to_driver", False)
     kwargs.setdefault("logging_level", logging.ERROR)
     kwargs.setdefault("configure_logging", False)
-    ray.init(num_cpus=num_cpus, **kwargs)
+    with quiet_ray_logging():
+        ray.init(num_cpus=num_cpus, **kwargs)
+
+
+@contextlib.contextmanager
+def quiet_ray_logging(level: int = logging.ERROR):
+    """Hold Ray's own loggers at ``level`` while it starts: ``ray.init`` with
+    ``configure_logging=False`` leaves them at WARNING, so notices such as "Token authentication
+    is enabled for this Ray cluster" (the token is set up and used all the same) reach stderr
+    through Python's last-resort handler. Restored afterwards; the user's logging is untouched."""
+    ray_log = logging.getLogger("ray")
+    before = ray_log.level
+    ray_log.setLevel(max(level, before))
+    try:
+        yield
+    finally:
+        ray_log.setLevel(before)
 
 
 # -- the driver -------------------------------------------------------------------------------------
@@ -130,8 +158,12 @@ class Driver:
     """
 
     def __init__(self, config: RunConfig, on_epoch: Callable[[EpochStats], None] | None = None,
-                 echo: Callable[[str], None] | None = None, progress: bool = False):
+                 echo: Callable[[str], None] | None = None, progress: bool = False,
+                 callbacks: Sequence[Callable[[EpochStats], None]] = ()):
         self.config = config
+        self.callbacks = list(callbacks)
+        self.task = resolve_task(config.task, config.loss)
+        self.log = RunLog(resolve_run_dir(config.run_dir, config.checkpoint_dir))
         self.progress = progress
         self.on_epoch = on_epoch
         self.echo = echo or (lambda s: None)
@@ -146,6 +178,7 @@ class Driver:
         self._started_ray = False
         self._tmpdir: str | None = None
         self._partition_digest: str | None = None
+        self._manifest = None  # read once, in _check, and handed to the workers
 
     # -- preparation --------------------------------------------------------------------------------
     def _parts_dir(self) -> str:
@@ -169,7 +202,7 @@ class Driver:
         resume)`` with ``resume`` the ``(path, state)`` to start from (``None``: from epoch 1)."""
         from ..partition import PartitionError, load_manifest
         from ..partition.reader import manifest_digest
-        from .shard import assign_parts
+        from .shard import assign_parts, check_columns
 
         c = self.config
         try:
@@ -181,10 +214,11 @@ class Driver:
             blocks = assign_parts(manifest.num_parts, c.workers, [p.num_edges + p.num_nodes for p in manifest.parts])
         except ValueError as err:
             raise LaunchError(f"{parts_dir}: {err}") from None
-        missing = [f for f in ("features", "label", "train_mask") if manifest.node_field(f) is None]
-        if missing:
-            raise LaunchError(f"{parts_dir}: the partition has no {', '.join(missing)} column(s); node "
-                              "classification needs features, labels and a training mask")
+        try:
+            check_columns(manifest, parts_dir)
+        except ValueError as err:
+            raise LaunchError(str(err)) from None
+        self._manifest = manifest
         resume = None
         if c.checkpoint_dir:
             if os.path.exists(c.checkpoint_dir) and not os.path.isdir(c.checkpoint_dir):
@@ -221,7 +255,9 @@ class Driver:
     def _resumable(self, path: str, state: dict) -> None:
         """Refuse a checkpoint written with other model settings or for another partition."""
         c = self.config
-        mismatch = [k for k in _MODEL_KEYS if k != "parts" and state.get("config", {}).get(k) != getattr(c, k)]
+        theirs_cfg, ours_cfg = state.get("config", {}), _model_settings(c)
+        mismatch = [k for k in _MODEL_KEYS + _NEWER_KEYS if k != "parts" and (k in _MODEL_KEYS or k in theirs_cfg)
+                    and theirs_cfg.get(k) != ours_cfg[k]]
         if mismatch:
             raise LaunchError(f"{path}: written with different settings ({', '.join(mismatch)}); "
                               "use the same model settings or another --checkpoint-dir")
@@ -246,7 +282,8 @@ class Driver:
             start_local_ray(max(c.workers * c.threads(), os.cpu_count() or 1))
         else:
             try:
-                ray.init(address=address, log_to_driver=False, logging_level=logging.ERROR, configure_logging=False)
+                with quiet_ray_logging():
+                    ray.init(address=address, log_to_driver=False, logging_level=logging.ERROR, configure_logging=False)
             except (ConnectionError, RuntimeError, ValueError) as err:
                 raise LaunchError(f"{origin} {address}: cannot join the Ray cluster ({str(err).strip().splitlines()[0]})") from None
         self._started_ray = True
@@ -286,7 +323,8 @@ class Driver:
         joined = self._wait([a.join.remote(host, port) for a in self._actors], "joining the process group")
         self.pids = [j["pid"] for j in joined]
         loaded = self._wait(
-            [a.load.remote(parts_dir, list(b), starts) for a, b in zip(self._actors, blocks)], "loading the parts"
+            [a.load.remote(parts_dir, list(b), starts, self._manifest) for a, b in zip(self._actors, blocks)],
+            "loading the parts"
         )
         return [{**j, **w} for j, w in zip(joined, loaded)]
 
@@ -364,6 +402,9 @@ class Driver:
             self.close()
         self.state = RunState.DONE
         result.seconds = time.perf_counter() - t_start
+        self.log.finish({"metrics": result.metrics, "best_epoch": result.best_epoch, "epochs": result.epochs,
+                         "restarts": result.restarts, "seconds": result.seconds, "digest": result.digests[0]
+                         if result.digests else None, "task": self.task.name, "model": self.config.model_name})
         return result
 
     def _call(self, method: str, per_rank_args: list[tuple]) -> list:
@@ -389,6 +430,8 @@ class Driver:
             first = int(state["epoch"]) + 1
             self.echo(f"resumed from {path} (epoch {state['epoch']})")
         result.history = [h for h in result.history if h.epoch < first]  # epochs redone after a restart
+        self.log.start(c.describe(), first)
+        result.run_dir = self.log.path
         self.state = RunState.RUNNING
         for epoch in range(first, c.epochs + 1):
             evaluate = epoch % c.eval_every == 0 or epoch == c.epochs
@@ -396,18 +439,35 @@ class Driver:
             stats = self._epochs.run(epoch, evaluate, self._call)
             result.history.append(stats)
             result.epochs = epoch
-            if evaluate:
-                result.metrics = dict(stats.metrics)
+            self.log.epoch(stats)
             if c.checkpoint_dir and (epoch % c.checkpoint_every == 0 or epoch == c.epochs):
                 state = self._wait([self._actors[0].state.remote()], "checkpoint")[0]
-                state["config"] = {k: getattr(c, k) for k in _MODEL_KEYS}
+                state["config"] = _model_settings(c)
                 state["partition"] = self._partition_digest
                 save_checkpoint(c.checkpoint_dir, state)
             if self.on_epoch is not None:
                 self.on_epoch(stats)
+            for callback in self.callbacks:
+                callback(stats)
+        self._select(result)
         result.digests = self._wait([a.digest.remote() for a in self._actors], "comparing replicas")
         if len(set(result.digests)) != 1:
             raise LaunchError(f"replicas diverged: parameter digests {sorted(set(result.digests))}")
+
+    def _select(self, result: LaunchResult) -> None:
+        """The reported metrics: the last evaluated epoch's, or (``select="best_val"``) those of
+        the epoch with the best validation value of the task's primary metric."""
+        evaluated = [h for h in result.history if h.metrics]
+        if not evaluated:
+            return
+        best = evaluated[-1]
+        key = f"val_{self.task.primary}"
+        if self.config.select == "best_val" and all(key in h.metrics for h in evaluated):
+            sign = 1.0 if self.task.higher_is_better else -1.0
+            finite = [h for h in evaluated if h.metrics[key] == h.metrics[key]]
+            if finite:
+                best = max(finite, key=lambda h: (sign * h.metrics[key], -h.epoch))
+        result.metrics, result.best_epoch = dict(best.metrics), best.epoch
 
     def close(self) -> None:
         """Kill the workers, drop the placement group, stop a Ray this driver started; idempotent."""
@@ -430,16 +490,31 @@ def _first_line(err: BaseException) -> str:
     return lines[-1].strip() if lines else type(err).__name__
 
 
-def launch(config: RunConfig | None = None, *, on_epoch: Callable[[EpochStats], None] | None = None,
+def launch(config: RunConfig | None = None, *, model=None, task=None,
+           callbacks: Sequence[Callable[[EpochStats], None]] = (),
+           on_epoch: Callable[[EpochStats], None] | None = None,
            echo: Callable[[str], None] | None = None, progress: bool = False, **kwargs) -> LaunchResult:
     """Train on a partition with Ray workers; ``launch(parts="cora-4", workers=2, epochs=200)``.
 
-    Keyword arguments build a :class:`~.config.RunConfig` when ``config`` is not given. Returns a
-    :class:`LaunchResult`; raises :class:`LaunchError` with a one-line reason when the run cannot
-    start or cannot be recovered.
+    Keyword arguments build a :class:`~.config.RunConfig` when ``config`` is not given.
+    ``model``: a builder ``fn(in_channels, out_channels) -> nn.Module`` (or any spec
+    :func:`distgnn.models.model_builder` takes) replacing ``config.model``; it is shipped to every
+    worker, so it must be picklable (a module-level function, or a ``"pkg.mod:fn"`` string); the
+    module's ``forward(x, graph, **inputs)`` gets ``e=`` (edge features ``[E_w, S]``) when the
+    partition has them and ``forward`` takes ``e``. ``task``: a task name or object
+    (:func:`distgnn.tasks.custom_task`) replacing ``config.task``. ``callbacks``: called on the
+    driver with every epoch's :class:`~.stats.EpochStats` (``on_epoch`` is one more).
+
+    Returns a :class:`LaunchResult`; raises :class:`LaunchError` with a one-line reason when the
+    run cannot start or cannot be recovered.
     """
+    import dataclasses
+
     if config is None:
         config = RunConfig(**kwargs)
     elif kwargs:
         raise TypeError("pass either a RunConfig or keyword arguments, not both")
-    return Driver(config, on_epoch=on_epoch, echo=echo, progress=progress).run()
+    override = {k: v for k, v in (("model", model), ("task", task)) if v is not None}
+    if override:
+        config = dataclasses.replace(config, **override)
+    return Driver(config, on_epoch=on_epoch, echo=echo, progress=progress, callbacks=callbacks).run()

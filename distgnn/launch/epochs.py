@@ -57,38 +57,11 @@ def epochs_for(mode: str):
     raise ValueError(f"mode must be 'full' or 'sampled', got {mode!r}")
 
 
-def resolve_task(spec):
+def resolve_task(spec, loss: str | None = None):
     """The task object of ``spec`` (a name or a task): :func:`distgnn.tasks.get_task`."""
-    try:
-        from ..tasks import get_task
-    except ImportError:  # pragma: no cover - only node classification without distgnn.tasks
-        if spec in (None, "node-classification"):
-            return _NodeClassification()
-        if hasattr(spec, "loss") and hasattr(spec, "metric_sums"):
-            return spec
-        raise ValueError(f"unknown task {spec!r}; choose node-classification") from None
-    return get_task(spec if spec is not None else "node-classification")
+    from ..tasks import get_task
 
-
-class _NodeClassification:
-    """Cross-entropy and accuracy (the runtime's task when :mod:`distgnn.tasks` is absent)."""
-
-    name, primary, higher_is_better = "node-classification", "acc", True
-
-    def out_channels(self, y):
-        return int(y.max()) + 1 if y.numel() else 0
-
-    def validate(self, y, masks, where, num_classes=None):
-        return None
-
-    def loss(self, out, y):
-        return torch.nn.functional.cross_entropy(out, y, reduction="sum")
-
-    def metric_sums(self, out, y):
-        return torch.stack([(out.argmax(-1) == y).sum(), torch.tensor(y.shape[0], device=y.device)]).double()
-
-    def metrics(self, sums):
-        return {"acc": float(sums[0] / sums[1]) if float(sums[1]) else float("nan")}
+    return get_task(spec if spec is not None else "node-classification", loss=loss)
 
 
 def evaluate_sums(worker) -> torch.Tensor:

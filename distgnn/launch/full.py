@@ -84,7 +84,7 @@ class FullDriver:
 
     def run(self, epoch: int, evaluate: bool, call) -> EpochStats:
         t0 = time.perf_counter()
-        per_rank = call("epoch", [(epoch, None, evaluate)] * self.config.workers)
+        per_rank = call("run_epoch", [(epoch, None, evaluate)] * self.config.workers)
         return merge(per_rank, time.perf_counter() - t0)
 
 

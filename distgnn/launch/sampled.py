@@ -15,6 +15,9 @@ model on the subgraph (an ordinary :class:`~distgnn.graph.Graph`, seeds first), 
 of the seeds, and ONE all-reduce of the flat gradients with the seed count appended: gradients
 are divided by the global count, i.e. the gradient of the mean loss over the step's global batch.
 
+Edge features do not travel with sampled subgraphs: a model whose layers use them (a layer stack
+of an edge-feature layer) is refused at load; other models get no ``e=``.
+
 Sampling and fetching run on the CPU over a gloo group of their own (also when training runs on
 a GPU with NCCL): with ``pipeline``, a background thread samples and fetches batch ``k + 1`` while
 batch ``k`` trains, and its collectives never interleave with the main thread's all-reduce.
@@ -59,6 +62,9 @@ class SampledEpochs:
         c = worker.config
         self.worker = worker
         self.config = c
+        if "e" in worker.inputs and getattr(worker.replica.model, "takes_edges", False):
+            raise ValueError(f"--mode sampled does not carry edge features to the model yet, and {c.model_name} "
+                             "uses them; train it with --mode full")
         # sampling and feature fetching run on the CPU (topology and feature rows stay in host
         # memory; a batch moves to the device to train), over a gloo group of their own, so the
         # background thread's collectives never interleave with the gradient all-reduce

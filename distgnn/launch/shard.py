@@ -29,7 +29,18 @@ from ..graph import PartitionedGraph
 from ..collectives import exchange_lists, owner_of
 from .exchange import CollectiveExchange
 
-__all__ = ["Shard", "assign_parts", "merge_parts", "build_graph"]
+__all__ = ["Shard", "assign_parts", "merge_parts", "build_graph", "check_columns", "REQUIRED_COLUMNS"]
+
+# manifest node fields training needs (and the Part attributes they become)
+REQUIRED_COLUMNS = {"features": "x", "label": "y", "train_mask": "train_mask"}
+
+
+def check_columns(manifest, where: str) -> None:
+    """Raise :class:`ValueError` when the partition lacks a column training needs (one line)."""
+    missing = [f for f in REQUIRED_COLUMNS if manifest.node_field(f) is None]
+    if missing:
+        raise ValueError(f"{where}: the partition has no {', '.join(missing)} column(s); training needs "
+                         "features, labels and a training mask")
 
 
 def assign_parts(num_parts: int, num_workers: int, weights: Sequence[int] | None = None) -> list[range]:

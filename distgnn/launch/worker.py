@@ -13,7 +13,7 @@ and tests may run it in any process that can join a ``torch.distributed`` group.
    (:func:`~.shard.build_graph`), the task, the :class:`~.replica.Replica` (same initial
    parameters on every rank: same seed) and the epoch implementation of the mode
    (:func:`~.epochs.epochs_for`);
-4. ``begin`` / ``run_steps`` / ``end`` (or ``epoch``: all three in one call) on every rank
+4. ``begin`` / ``run_steps`` / ``end`` (or ``run_epoch``: all three in one call) on every rank
    together, as the driver asks (see :mod:`.epochs`); a loss that is no longer finite is a
    :class:`ValueError` (the driver stops instead of retrying or reporting a ``nan`` run as a
    success);
@@ -35,6 +35,7 @@ from datetime import timedelta
 
 import torch
 import torch.distributed as dist
+from torch import nn
 
 from .config import RunConfig
 from .seeds import mix_seed
@@ -114,23 +115,23 @@ class Worker:
                 "backend": backend, "threads": torch.get_num_threads()}
 
     # -- data and model -------------------------------------------------------------------------
-    def load(self, parts_dir: str, part_ids: list[int], starts: list[int]) -> dict:
-        """Load and merge ``part_ids``, build the graph, the model and the optimiser. Collective."""
+    def load(self, parts_dir: str, part_ids: list[int], starts: list[int], manifest=None) -> dict:
+        """Load and merge ``part_ids``, build the graph, the model and the optimiser. Collective.
+
+        ``manifest``: the partition's manifest as the driver read it (``None``: read it here)."""
         from ..partition import load_manifest, load_part
         from .epochs import epochs_for, resolve_task
-        from .replica import Replica
-        from .shard import build_graph, merge_parts
+        from .replica import Replica, accepts_edge_features
+        from .shard import build_graph, check_columns, merge_parts
 
         t0 = time.perf_counter()
         c = self.config
-        manifest = load_manifest(parts_dir)
+        if manifest is None:
+            manifest = load_manifest(parts_dir)
+            check_columns(manifest, parts_dir)
         parts = [load_part(parts_dir, k, manifest) for k in part_ids]
         shard = merge_parts(parts, self.rank, starts)
         del parts
-        for name in ("x", "y", "train_mask"):
-            if getattr(shard, name) is None:
-                raise ValueError(f"{parts_dir}: the partition has no {name!r} column; node classification needs "
-                                 "features, labels and a training mask")
         read_s = time.perf_counter() - t0
         self.graph = build_graph(shard, device=self.device)
         self.node_start = shard.node_start
@@ -144,7 +145,7 @@ class Worker:
             "val": (shard.val_mask if shard.val_mask is not None else empty).to(dev),
             "test": (shard.test_mask if shard.test_mask is not None else empty).to(dev),
         }
-        self.task = resolve_task(c.task)
+        self.task = resolve_task(c.task, c.loss)
         local = torch.tensor([int(self.masks["train"].sum()), self.task.out_channels(self.y) if n else 0],
                              dtype=torch.long, device=dev)
         counts = local.clone()
@@ -153,13 +154,20 @@ class Worker:
         self.num_train, out_channels = int(counts[0]), int(counts[1])
         if self.num_train == 0:
             raise ValueError(f"{parts_dir}: the training mask selects no node")
+        # labels checked before epoch 1 (a DataError is a ValueError: the driver stops, never retries)
+        self.task.validate(self.y, self.masks, where=f"{parts_dir} (parts {part_ids[0]}..{part_ids[-1]})",
+                           num_classes=out_channels)
+        e = shard.edge_attr
+        if e is not None:
+            e = (e.unsqueeze(-1) if e.dim() == 1 else e).to(dev)  # (E_w, S)
         torch.manual_seed(c.seed)  # the same initial parameters on every rank
-        model = self._build_model(int(self.x.shape[1]), out_channels)
+        model = self._build_model(int(self.x.shape[1]), out_channels, 0 if e is None else int(e.shape[1])).to(dev)
+        self.inputs = {"e": e} if e is not None and accepts_edge_features(model) else {}
+        if any(isinstance(p, nn.parameter.UninitializedParameter) for p in model.parameters()):
+            model.eval()  # lazy layers take their sizes from one forward (the same on every rank)
+            with torch.no_grad():
+                model(self.x, self.graph, **self.inputs)
         self.replica = Replica(model, c.learning_rate, c.weight_decay, dev)
-        self.inputs = {}
-        if shard.edge_attr is not None and self.replica.takes_edge_features:
-            e = shard.edge_attr
-            self.inputs["e"] = (e.unsqueeze(-1) if e.dim() == 1 else e).to(dev)  # (E_w, S)
         self.epoch = 0
         worker_epochs, _ = epochs_for(c.mode)
         self.epochs = worker_epochs(self, shard)
@@ -170,14 +178,13 @@ class Worker:
             "read_s": read_s, "load_s": time.perf_counter() - t0,
         }
 
-    def _build_model(self, in_channels: int, out_channels: int):
-        from ..models import build_model
+    def _build_model(self, in_channels: int, out_channels: int, edge_dim: int):
+        from ..models import model_builder
 
         c = self.config
-        kwargs = {"num_layers": c.num_layers}
-        if c.dropout is not None:
-            kwargs["dropout"] = c.dropout
-        return build_model(c.model, in_channels, out_channels, c.hidden, **kwargs)
+        build = model_builder(c.model, hidden=c.hidden, num_layers=c.num_layers, dropout=c.dropout,
+                              layer_args=c.layer_args, edge_dim=edge_dim)
+        return build(in_channels, out_channels)
 
     # -- epochs (see .epochs) -------------------------------------------------------------------
     def begin(self, epoch: int, plan=None) -> None:
@@ -192,7 +199,7 @@ class Worker:
         """Finish the epoch: this rank's :class:`~.stats.EpochStats` (global loss and metrics). Collective."""
         return self.epochs.end(epoch, evaluate)
 
-    def epoch(self, epoch: int, plan=None, evaluate: bool = True):
+    def run_epoch(self, epoch: int, plan=None, evaluate: bool = True):
         """``begin``, every step and ``end`` in one call (one round trip from the driver)."""
         self.epochs.begin(epoch, plan)
         while self.epochs.run_steps(1 << 30):

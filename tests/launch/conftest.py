@@ -12,3 +12,18 @@ def ray_session():
     start_local_ray(4)
     yield ray
     ray.shutdown()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def runs_dir(tmp_path_factory):
+    """Run directories of runs that name none go to a temporary directory, not ./distgnn-runs."""
+    import os
+
+    path = str(tmp_path_factory.mktemp("distgnn-runs"))
+    before = os.environ.get("DISTGNN_RUNS")
+    os.environ["DISTGNN_RUNS"] = path  # subprocesses (the CLI tests) inherit it
+    yield path
+    if before is None:
+        os.environ.pop("DISTGNN_RUNS", None)
+    else:
+        os.environ["DISTGNN_RUNS"] = before
