@@ -234,7 +234,7 @@ def test_launch_user_model_tasks_run_dir_and_callbacks(ray_session, tmp_path):
 
     # sampled subgraphs carry no edge features: a stack of an edge-feature layer is refused at load
     with pytest.raises(LaunchError, match="--mode sampled does not carry edge features .* ECCConv"):
-        launch(parts=reg, model="ECCConv", mode="sampled", run_dir="", **base)
+        launch(parts=reg, model="ECCConv", task="node-regression", mode="sampled", run_dir="", **base)
 
     # labels are checked at load (Task.validate): a refusal stops the run before epoch 1, never retried
     refusing = custom_task(_sq_loss, _abs_error, names=("abs_error",), out_channels=1, validate=_refuse_labels)
