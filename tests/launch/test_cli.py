@@ -47,6 +47,28 @@ def test_sampled_mode_from_the_command_line():
     assert proc.returncode == 2 and "--fanout must be comma-separated integers" in out
 
 
+def test_layer_stack_best_val_and_run_dir_from_the_command_line(tmp_path):
+    import json
+
+    proc = _launch("--epochs", "3", "--model", "chebconv", "--layer-args", '{"K": 2}', "--hidden", "8",
+                   "--select", "best_val", "--run-dir", str(tmp_path / "run"))
+    out, _ = proc.communicate(timeout=180)
+    assert proc.returncode == 0, out
+    assert out.startswith("model: chebconv, task node-classification, 2 workers, 3 epochs, full-graph"), out
+    found = re.search(r"^final: test accuracy 0\.\d{4} \(epoch (\d) of 3, .*replicas identical$", out, re.M)
+    assert found, out
+    lines = [json.loads(x) for x in (tmp_path / "run" / "epochs.jsonl").read_text().splitlines()]
+    assert [x["epoch"] for x in lines] == [1, 2, 3]
+    best = max(lines, key=lambda x: (x["val_acc"], -x["epoch"]))
+    assert int(found.group(1)) == best["epoch"]
+    result = json.loads((tmp_path / "run" / "result.json").read_text())
+    assert result["best_epoch"] == best["epoch"] and result["metrics"]["test_acc"] == best["test_acc"]
+    assert "Token authentication" not in out
+    proc = _launch("--layer-args", "K=2")
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 2 and "--layer-args must be a JSON object" in out
+
+
 def test_ctrl_c_stops_every_worker():
     proc = _launch("--epochs", "100000", "--eval-every", "1000")
     pids, lines = [], []
