@@ -113,8 +113,9 @@ def main(argv: list[str] | None = None) -> int:
                       f"halo {_mb(s.halo_bytes)}")
         print(f"epoch {s.epoch:4d}  loss {s.loss:.4f}{acc}  {1000 * s.wall_s:7.1f} ms  ({detail})", flush=True)
 
-    mode = (f"sampled (fan-out {','.join(map(str, config.fanouts))}, batch {config.batch_size})"
-            if config.mode == "sampled" else "full-graph")
+    from .epochs import epochs_for
+
+    mode = epochs_for(config.mode)[1](config).describe()
     echo(f"model: {config.model_name}, task {config.task}, {config.workers} workers, {config.epochs} epochs, {mode}")
     try:
         result = launch(config, on_epoch=show, echo=echo, progress=not args.quiet)

@@ -79,6 +79,9 @@ class FullDriver:
     def __init__(self, config, progress: bool = False):
         self.config = config
 
+    def describe(self) -> str:
+        return "full-graph"
+
     def prepare(self, loaded: list[dict], starts: list[int]) -> None:
         return None
 

@@ -230,6 +230,9 @@ class SampledDriver:
         self.config = config
         self.progress = progress
 
+    def describe(self) -> str:
+        return f"sampled (fan-out {','.join(map(str, self.config.fanouts))}, batch {self.config.batch_size})"
+
     def prepare(self, loaded: list[dict], starts: list[int]) -> None:
         import numpy as np
 

@@ -111,6 +111,8 @@ UNUSED = {"XENetConv": ("convs.1.edge_model.",)}
 KNOWN_BROKEN = {"CrystalConv"}
 
 
+@pytest.mark.slow
+@pytest.mark.multiprocess
 def test_every_layer_trains_on_two_workers_as_on_the_whole_graph(parts, tmp_path):
     cases = [(name, "node-classification", LAYER_ARGS.get(name)) for name in layer_names() if name not in KNOWN_BROKEN]
     results = run_ranks(_train_layers, 2, tmp_path, parts, cases, timeout=600)
@@ -142,6 +144,8 @@ def task_labels():
     return {"node-regression": 2.0 + x[:, 0] - 0.5 * x[:, 1] + 0.1 * torch.randn(N, generator=g)}
 
 
+@pytest.mark.slow
+@pytest.mark.multiprocess
 def test_tasks_train_on_two_workers_as_on_the_whole_graph(tmp_path):
     """Regression and multi-label: parameters and every metric (all-reduced sums) equal the whole graph's."""
     for task, y in task_labels().items():
