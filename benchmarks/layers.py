@@ -39,8 +39,8 @@ adjacency and CSR views are cached on it). Extra GCNConv rows: distgnn given the
 ``edge_index`` tensor (the same tensor every call, so ``as_graph`` reuses its wrapper), given a
 fresh ``edge_index`` tensor every call (nothing cached: the cold cost), and PyG with
 ``cached=True`` (not its default). GINConv runs twice: without batch norm (exact float32 check)
-and with it (``[BN]``: torch's float32 CPU ``batch_norm`` is itself ~1e-3 off on 100k rows, so
-the check there is done in float64 and distgnn's float32 output is compared with that).
+and with it (``--layers GINConv[BN]``; torch's float32 CPU ``batch_norm`` is itself ~1e-3 off on
+100k rows, so the check there is done in float64 and distgnn's float32 output is compared with that).
 
 On a machine shared with other jobs, ``--threads 1 --clock cpu`` gives far stabler ratios than
 the default (wall clock, one thread per core).
@@ -49,6 +49,10 @@ Usage::
 
     python benchmarks/layers.py [--graphs cora,synthetic] [--repeats 5] [--layers GCNConv,...]
         [--threads N] [--clock wall|cpu] [--synthetic-generator uniform|sbm|rmat]
+        [--dense-batches 64x32,16x256]
+
+``--layers`` names single rows: ``GINConv`` is the row without batch norm, ``GINConv[BN]`` the
+row with it (both run by default). ``--dense-batches`` picks the GINConvBatch batch sizes.
 """
 from __future__ import annotations
 
@@ -90,6 +94,7 @@ TOL = 1e-4
 LAYERS = ("GCNConv", "GraphSageConv", "GATConv", "GINConv", "APPNPConv", "ChebConv",
           "AGNNConv", "ARMAConv", "CrystalConv", "ECCConv", "EdgeConv", "GatedGraphConv", "TAGConv",
           "GINConvBatch")
+BN_VARIANT = "GINConv[BN]"  # GINConv with mlp_batchnorm=True: a --layers name of its own
 EDGE_FEATURE_LAYERS = ("CrystalConv", "ECCConv")  # given random edge features [E, EDGE_DIM]
 EDGE_DIM = 8
 # ECCConv builds one [F, C] kernel per edge ([E, F*C] floats, ~1 GB at 64->64 on 1M edges and as
@@ -413,10 +418,11 @@ def bench_graph(g: BenchGraph, layers: list[str], channels: int, repeats: int, c
     e = torch.randn(g.num_edges, EDGE_DIM, generator=torch.Generator().manual_seed(3))
     rows, failures = [], []
     sparse = [n for n in layers if n not in DENSE_LAYERS]
-    variants = [(n, False) for n in sparse] + ([("GINConv", True)] if "GINConv" in sparse else [])
+    variants = [(n, False) for n in sparse if n != BN_VARIANT]
+    variants += [("GINConv", True)] if BN_VARIANT in sparse else []
     x_full = x
     for name, bn in variants:
-        row_name = name + (" [BN]" if bn else "")
+        row_name = BN_VARIANT if bn else name
         label = f"{row_name} on {g.name}"
         c = min(LAYER_CHANNELS.get(name, channels), channels)
         x = x_full if c == channels else x_full.detach()[:, :c].clone().requires_grad_()
@@ -452,10 +458,11 @@ def dense_batch(b: int, n: int, p: float, channels: int, seed: int = 0) -> tuple
     return x, upper + upper.transpose(1, 2)
 
 
-def bench_dense(layers: list[str], channels: int, repeats: int, clock: str) -> tuple[list, list]:
-    """The batch-mode layers (GINConvBatch vs DenseGINConv) on dense batches."""
+def bench_dense(layers: list[str], channels: int, repeats: int, clock: str,
+                batches=DENSE_BATCHES) -> tuple[list, list]:
+    """The batch-mode layers (GINConvBatch vs DenseGINConv) on dense ``batches`` (B, N, p)."""
     rows, failures = [], []
-    for b, n, p in DENSE_BATCHES:
+    for b, n, p in batches:
         x, adj = dense_batch(b, n, p, channels)
         gname = f"dense {b}x{n}"
         print(f"\n## {gname}: {b} graphs of {n} nodes, {int(adj.sum())} edges in all (p={p})", flush=True)
@@ -495,7 +502,11 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--graphs", default="cora,synthetic", help="comma list of cora, synthetic")
     p.add_argument("--repeats", type=int, default=5, help="timed rounds per case (median reported)")
-    p.add_argument("--layers", default=",".join(LAYERS), help=f"comma list of {', '.join(LAYERS)}")
+    p.add_argument("--layers", default=",".join(LAYERS + (BN_VARIANT,)),
+                   help=f"comma list of {', '.join(LAYERS + (BN_VARIANT,))}")
+    p.add_argument("--dense-batches", default=",".join(f"{b}x{n}" for b, n, _ in DENSE_BATCHES),
+                   help="comma list of BxN dense batches for GINConvBatch (of "
+                        f"{', '.join(f'{b}x{n}' for b, n, _ in DENSE_BATCHES)})")
     p.add_argument("--channels", type=int, default=64, help="input = output channels")
     p.add_argument("--synthetic-nodes", type=int, default=100_000)
     p.add_argument("--synthetic-edges", type=int, default=1_000_000)
@@ -509,11 +520,16 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
 
     layers = [s.strip() for s in args.layers.split(",") if s.strip()]
-    bad = [s for s in layers if s not in LAYERS]
+    bad = [s for s in layers if s not in LAYERS + (BN_VARIANT,)]
+    known = {f"{b}x{n}": (b, n, q) for b, n, q in DENSE_BATCHES}
+    batches = [s.strip() for s in args.dense_batches.split(",") if s.strip()]
+    if any(s not in known for s in batches):
+        p.error(f"unknown dense batch(es) {[s for s in batches if s not in known]}; use {', '.join(known)}")
     graphs = [s.strip() for s in args.graphs.split(",") if s.strip()]
     bad_g = [s for s in graphs if s not in ("cora", "synthetic")]
     if bad or bad_g:
-        p.error(f"unknown layer(s) {bad} / graph(s) {bad_g}; layers: {', '.join(LAYERS)}; graphs: cora, synthetic")
+        p.error(f"unknown layer(s) {bad} / graph(s) {bad_g}; layers: {', '.join(LAYERS + (BN_VARIANT,))}; "
+                "graphs: cora, synthetic")
 
     print(f"# distgnn vs torch-geometric {__import__('torch_geometric').__version__}: {environment()}")
     warn_if_busy()
@@ -532,7 +548,7 @@ def main(argv: list[str] | None = None) -> int:
         failures += fails
     dense = [n for n in layers if n in DENSE_LAYERS]
     if dense:  # independent of --graphs: dense batches replace cora / synthetic
-        rows, fails = bench_dense(dense, args.channels, args.repeats, args.clock)
+        rows, fails = bench_dense(dense, args.channels, args.repeats, args.clock, [known[s] for s in batches])
         all_rows += rows
         failures += fails
 

@@ -31,7 +31,9 @@ class CrystalConv(LazyModuleMixin, MessagePassing):
 
     Computation: ``z W`` is split by rows, ``x_i W^{(i)} + x_j W^{(j)} + e_{ji} W^{(e)}``, so the
     node terms are projected once per node and only lifted to the edges; no ``[E, 2F + S]``
-    tensor is built. This is the same function as the reference, not an approximation.
+    tensor is built. The filter and core pre-activations are accumulated in place into their
+    gathered target-side terms (the edge term with ``addmm_``), kept apart so that no ``[E, *, 2F]``
+    tensor outlives the forward. This is the same function as the reference, not an approximation.
 
     Deviations from the Spektral reference code: none in the formula. ``aggregate`` also
     accepts a callable; the sizes ``F`` and ``S`` can be given up front (``in_channels``,
@@ -109,11 +111,22 @@ class CrystalConv(LazyModuleMixin, MessagePassing):
                     bias.materialize((f,))
             self.reset_parameters()
 
-    def message(self, p_i: Tensor, q_j: Tensor, r: Tensor | None) -> Tensor:
-        pre = p_i + q_j  # (E, *, 2F)
-        if r is not None:
-            pre = pre + _edges_like(r, q_j)
-        gate, core = pre.chunk(2, dim=-1)  # (E, *, F) each
+    def message(
+        self, pf_i: Tensor, ps_i: Tensor, q_j: Tensor, e: Tensor | None, wf_e: Tensor, ws_e: Tensor
+    ) -> Tensor:
+        # pf_i, ps_i are fresh gathers (index_select), so the other terms are added to them in place:
+        # on large graphs every [E, *, F] tensor allocated here costs a pass of page faults
+        qf_j, qs_j = q_j.chunk(2, dim=-1)  # (E, *, F) each: one halo exchange for both halves
+        gate = pf_i.add_(qf_j)  # (E, *, F) filter pre-activation
+        core = ps_i.add_(qs_j)  # (E, *, F) core pre-activation
+        if e is not None:
+            e = e.to(wf_e.dtype)
+            if gate.dim() == 2:  # e W_e added in place, no [E, F] temporary
+                gate = gate.addmm_(e, wf_e)
+                core = core.addmm_(e, ws_e)
+            else:  # mixed mode: one edge term shared by the samples
+                gate = gate.add_(_edges_like(e @ wf_e, gate))
+                core = core.add_(_edges_like(e @ ws_e, core))
         return torch.sigmoid(gate) * self.activation(core)  # (E, *, F)
 
     def update(self, embeddings: Tensor, x: Tensor) -> Tensor:
@@ -127,13 +140,15 @@ class CrystalConv(LazyModuleMixin, MessagePassing):
                 f"CrystalConv: the kernels are [{self.kernel_f.shape[0]}, {self.kernel_f.shape[1]}] = "
                 f"[2F + S, F] but x has F={f} and e has S={s}"
             )
-        w = torch.cat([self.kernel_f, self.kernel_s], dim=1)  # (2F + S, 2F): [filter | core]
-        p = inp.x @ w[:f]  # (N, *, 2F) target-side term
+        w = torch.cat([self.kernel_f[: 2 * f], self.kernel_s[: 2 * f]], dim=1)  # (2F, 2F): [filter | core]
+        p = inp.x @ w[:f]  # (N, *, 2F) target-side terms
         if self.bias_f is not None:
             p = p + torch.cat([self.bias_f, self.bias_s])
-        q = inp.x @ w[f : 2 * f]  # (N, *, 2F) source-side term
-        r = None if inp.e is None else inp.e.to(w.dtype) @ w[2 * f :]  # (E, 2F) edge term
-        out = self.propagate(inp.x, inp.graph, p=p, q=q, r=r)  # (N, *, F)
+        q = inp.x @ w[f:]  # (N, *, 2F) source-side terms
+        out = self.propagate(
+            inp.x, inp.graph, inp.e, pf=p[..., :f], ps=p[..., f:], q=q, wf_e=self.kernel_f[2 * f :],
+            ws_e=self.kernel_s[2 * f :],
+        )  # (N, *, F)
         return inp.restore(out)
 
     def extra_repr(self) -> str:

@@ -22,9 +22,15 @@ class GatedGraphConv(MessagePassing):
 
     for ``l = 1 .. L = n_layers``; in matrix form ``M^{(l)} = A H^{(l-1)} W_l``. The input is
     zero-padded to ``channels`` (so ``F <= channels``, checked at every call). Each step is one
-    neighbour exchange (one halo exchange on a partition); ``H W_l`` is computed per node first.
+    neighbour exchange of ``H`` (one halo exchange on a partition).
 
-    The GRU (one cell shared by all steps) is ``torch.nn.GRUCell``, input ``m``, state ``h``:
+    Computation: the GRU reads ``m`` only through its input projection ``m W_{ih}^T``, so each step
+    computes ``(A H) (W_l W_{ih}^T)``: the ``[C, C]`` and ``[C, 3C]`` products are folded into one
+    (a ``C x 3C`` matrix formed once per call), one ``[N, C] x [C, C]`` product less per step. The
+    same function as ``gru(A H W_l, H)``, rounding aside.
+
+    The GRU (one cell shared by all steps) is a ``torch.nn.GRUCell`` (its parameters and its
+    formula, evaluated from the folded input gates above), input ``m``, state ``h``:
 
     .. math::
         r = \sigma(m W_{ir}^T + b_{ir} + h W_{hr}^T + b_{hr}), \quad
@@ -104,15 +110,35 @@ class GatedGraphConv(MessagePassing):
         _check_width(f, c)
         if self.in_channels is not None and f != self.in_channels:
             raise GraphError(f"GatedGraphConv: built with in_channels={self.in_channels}, got F={f}")
-        h = F.pad(inp.x, (0, c - f))  # (N, *, C)
+        h = F.pad(inp.x, (0, c - f)) if f < c else inp.x  # (N, *, C)
         lead = h.shape[:-1]
+        gru = self.gru
+        # the GRU only sees m through m W_ih^T = (A H) (W_l W_ih^T): fold W_l into the input weights
+        w_in = self.kernel @ gru.weight_ih.t()  # (L, C, 3C)
         for l in range(self.n_layers):
-            m = self.propagate(h @ self.kernel[l], inp.graph)  # (N, *, C)
-            h = self.gru(m.reshape(-1, c), h.reshape(-1, c)).view(lead + (c,))  # (N, *, C)
+            agg = self.propagate(h, inp.graph).reshape(-1, c)  # (N', C): A H, N' = N * prod(*)
+            # (N', 3C) input gates m W_ih^T + b_ih
+            gates_in = agg @ w_in[l] if gru.bias_ih is None else torch.addmm(gru.bias_ih, agg, w_in[l])
+            h = _gru_cell(gates_in, h.reshape(-1, c), gru).view(lead + (c,))  # (N, *, C)
         return inp.restore(self.activation(h))
 
     def extra_repr(self) -> str:
         return f"in_channels={self.in_channels}, channels={self.channels}, n_layers={self.n_layers}, use_bias={self.gru.bias}"
+
+
+def _gru_cell(gates_in: Tensor, h: Tensor, gru: nn.GRUCell) -> Tensor:
+    """``gru(m, h)`` given its input gates ``gates_in = m W_ih^T + b_ih [N, 3C]`` (not ``m``).
+
+    The same operations as torch's own CPU GRU cell with precomputed input gates: in-place
+    updates of the fresh gate products (``unsafe_chunk``), so no more tensors are allocated.
+    """
+    gates_h = F.linear(h, gru.weight_hh, gru.bias_hh)  # (N, 3C)
+    i_r, i_z, i_n = gates_in.unsafe_chunk(3, 1)  # (N, C) each
+    h_r, h_z, h_n = gates_h.unsafe_chunk(3, 1)
+    r = h_r.add_(i_r).sigmoid_()  # reset gate
+    z = h_z.add_(i_z).sigmoid_()  # update gate
+    n = i_n.add(h_n.mul_(r)).tanh_()  # candidate state
+    return (h - n).mul_(z).add_(n)  # (1 - z) n + z h
 
 
 def _check_width(f: int, channels: int) -> None:

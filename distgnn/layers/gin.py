@@ -83,7 +83,7 @@ class GINConv(MessagePassing):
     def forward(self, x: Tensor, a, edge_weight: Tensor | None = None) -> Tensor:
         inp = prepare("GINConv", self.MODES, x, a, edge_weight=edge_weight)
         agg = self.propagate(inp.x, inp.graph, edge_weight=inp.edge_weight)  # (N, *, F)
-        h = (1.0 + self.eps) * inp.x + agg  # (N, *, F)
+        h = torch.mul(inp.x, 1.0 + self.eps).add_(agg)  # (N, *, F); in place on a fresh product
         return inp.restore(self.mlp(h, inp.graph))  # (N, *, C)
 
     def extra_repr(self) -> str:

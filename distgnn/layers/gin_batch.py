@@ -122,12 +122,13 @@ class GINConvBatch(GINConv):
             b, n, f = x.shape
             valid = None if mask is None else mask.to(torch.bool)
             a_used = a if valid is None else a * (valid.unsqueeze(2) & valid.unsqueeze(1)).to(a.dtype)
-            h = ((1.0 + self.eps) * x + torch.bmm(a_used.to(x.dtype), x)).reshape(b * n, f)  # (B*N, F)
+            # (1 + eps) X + A X: the product accumulates into the fresh (1 + eps) X (one pass less)
+            h = torch.mul(x, 1.0 + self.eps).baddbmm_(a_used.to(x.dtype), x).reshape(b * n, f)  # (B*N, F)
             out = self._mlp_on_valid(h, None if valid is None else valid.reshape(-1))  # (B*N, C)
             out = out.reshape(b, n, out.shape[-1])  # (B, N, C)
             return out[0] if single else out
         inp = prepare("GINConvBatch", self.MODES, x, a, mask=mask)
         agg = self.propagate(inp.x, inp.graph, edge_weight=inp.edge_weight)  # (B*N, F)
-        h = (1.0 + self.eps) * inp.x + agg  # (B*N, F)
+        h = torch.mul(inp.x, 1.0 + self.eps).add_(agg)  # (B*N, F)
         out = inp.restore(self._mlp_on_valid(h, inp.mask))  # (B, N, C)
         return out[0] if single else out

@@ -195,6 +195,22 @@ class Dense(LazyModuleMixin, nn.Module):
         return f"in_features={self.in_features}, units={self.units}, use_bias={self.bias is not None}"
 
 
+class _SumOfSquares(torch.autograd.Function):
+    """``(t * t).sum(dims)`` with the backward ``2 t g`` in one pass (autograd's ``t * t`` writes
+    ``g t`` twice and adds them). The backward is made of differentiable ops on the saved input,
+    so it can be differentiated again."""
+
+    @staticmethod
+    def forward(ctx, t: Tensor, dims: tuple[int, ...]) -> Tensor:
+        ctx.save_for_backward(t)
+        return (t * t).sum(dims)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        (t,) = ctx.saved_tensors
+        return t * (2.0 * grad), None
+
+
 class GraphBatchNorm(LazyModuleMixin, nn.Module):
     """Batch normalisation over the nodes of a graph, with statistics over the WHOLE graph.
 
@@ -245,8 +261,10 @@ class GraphBatchNorm(LazyModuleMixin, nn.Module):
             dims = tuple(range(x.dim() - 1))
             n = reduce(x.new_tensor(float(x.numel() // max(x.shape[-1], 1)))).clamp(min=1)
             mean = reduce(x.sum(dims)) / n  # (F,)
-            xc = x - mean  # (N, *, F), shared by the variance and the output
-            var = reduce((xc * xc).sum(dims)) / n  # (F,)
+            # x + (-mean), not x - mean: the mean's gradient is then a plain sum of the incoming
+            # gradient, without a negated [N, F] copy of it
+            xc = x + (-mean)  # (N, *, F), shared by the variance and the output
+            var = reduce(_SumOfSquares.apply(xc, dims)) / n  # (F,)
             with torch.no_grad():
                 self.running_mean.lerp_(mean.detach(), self.momentum)
                 self.running_var.lerp_(var.detach(), self.momentum)
