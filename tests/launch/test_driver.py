@@ -293,3 +293,28 @@ def test_cora_in_four_parts_matches_single_process(ray_session, tmp_path):
     print(f"Cora GCN test accuracy: single {single} distributed (4 parts, 2 workers) {distributed}")
     assert mean(distributed) > 0.78
     assert abs(mean(distributed) - mean(single)) <= 0.01, (single, distributed)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", ["gcn", "gat"])
+def test_cora_single_equals_distributed_on_the_command_line_data_path(ray_session, tmp_path, model):
+    """``python -m distgnn.train --dataset cora`` and ``distgnn.partition cora`` + ``distgnn.launch``
+    read Cora the same way (distgnn.data.load_dataset, the same default transform); over 3 seeds
+    the test accuracies agree within 1 point."""
+    from distgnn.data import load_dataset
+    from distgnn.models import model_builder
+    from distgnn.train import train
+
+    data = load_dataset("planetoid:cora")
+    parts = str(tmp_path / "cora-4")
+    partition(data, 4, parts, method="metis", seed=0)
+    lr = 0.005 if model == "gat" else 0.01
+    single, distributed = [], []
+    for seed in (0, 1, 2):
+        torch.manual_seed(seed)
+        single.append(train(model_builder(model), data, TrainConfig(epochs=200, seed=seed, lr=lr)).test_acc)
+        res = _run(parts, workers=2, epochs=200, seed=seed, model=model, eval_every=200, run_dir="")
+        distributed.append(res.test_acc)
+    mean = lambda v: sum(v) / len(v)  # noqa: E731
+    print(f"Cora {model} test accuracy: single {single} distributed (4 parts, 2 workers) {distributed}")
+    assert abs(mean(distributed) - mean(single)) <= 0.01, (single, distributed)
