@@ -139,9 +139,8 @@ def make_parts(out, y) -> str:
 def task_labels():
     _, x, _, y, _, _ = tiny_graph()
     g = torch.Generator().manual_seed(2)
-    # the partition reader checks labels as class ids ([-1, N), per row): targets kept in [0, N), 1-D
-    # (multi-label [N, C] columns cannot be read back from a partition yet)
-    return {"node-regression": 2.0 + x[:, 0] - 0.5 * x[:, 1] + 0.1 * torch.randn(N, generator=g)}
+    return {"node-regression": 2.0 + x[:, 0] - 0.5 * x[:, 1] + 0.1 * torch.randn(N, generator=g),
+            "multi-label": (torch.rand(N, C, generator=g) < 0.4).float()}
 
 
 @pytest.mark.slow
