@@ -101,6 +101,8 @@ class CrystalConv(LazyModuleMixin, MessagePassing):
                 self._bias_init(bias)
 
     def initialize_parameters(self, x: Tensor, a=None, e: Tensor | None = None, *args, **kwargs) -> None:
+        if not self.has_uninitialized_params():  # built with in_channels: nothing to size, nothing to redraw
+            return
         f, s = x.shape[-1], 0 if e is None else e.shape[-1]
         with torch.no_grad():
             for kernel in (self.kernel_f, self.kernel_s):

@@ -106,17 +106,14 @@ LAYER_ARGS = {"ChebConv": {"K": 2}, "GATConv": {"dropout_rate": 0.0}, "GeneralCo
 # parameters the loss does not reach: the last XENetConv's edge model (the stack returns nodes only);
 # their gradient is zero up to rounding, which Adam turns into steps of +-lr in any direction
 UNUSED = {"XENetConv": ("convs.1.edge_model.",)}
-# partitioned != whole graph for CrystalConv (the layer, not the runtime: every parameter differs
-# after one step on both ranks); left out until the layer is fixed
-KNOWN_BROKEN = {"CrystalConv"}
 
 
 @pytest.mark.slow
 @pytest.mark.multiprocess
 def test_every_layer_trains_on_two_workers_as_on_the_whole_graph(parts, tmp_path):
-    cases = [(name, "node-classification", LAYER_ARGS.get(name)) for name in layer_names() if name not in KNOWN_BROKEN]
+    cases = [(name, "node-classification", LAYER_ARGS.get(name)) for name in layer_names()]
     results = run_ranks(_train_layers, 2, tmp_path, parts, cases, timeout=600)
-    assert len(cases) >= 15
+    assert len(cases) == len(layer_names()) >= 19
     for name, task, layer_args in cases:
         want, metrics = reference(parts, name, task, layer_args=layer_args)
         for rank in (0, 1):

@@ -37,6 +37,12 @@ def test_explicit_in_channels_equals_lazy(name, monkeypatch):
     eager = CASES[name].make()
     assert not any(isinstance(p, torch.nn.parameter.UninitializedParameter) for p in eager.parameters())
     assert {k: v.shape for k, v in eager.state_dict().items()} == {k: v.shape for k, v in lazy.state_dict().items()}
+    # the first call must not redraw parameters that already exist (the lazy-init hook runs once)
+    before = {k: v.clone() for k, v in eager.state_dict().items()}
+    torch.manual_seed(123)
+    eager.eval()(torch.randn(3, 4), E((0, 1), (1, 2), (2, 0)), **({"e": torch.randn(3, CASES[name].edge_dim)} if e is not None else {}))
+    for k, v in eager.state_dict().items():
+        assert torch.equal(v, before[k]), f"{name}: the first call changed {k}"
 
 
 def test_gat_attention_coefficients_sum_to_one_per_target():
