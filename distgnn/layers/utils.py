@@ -188,6 +188,8 @@ class Dense(LazyModuleMixin, nn.Module):
         return None if self.has_uninitialized_params() else self.kernel.shape[0]
 
     def forward(self, x: Tensor) -> Tensor:
+        if x.dim() == 2 and self.bias is not None:
+            return torch.addmm(self.bias, x, self.kernel)  # (N, units): the bias added by the product
         y = x @ self.kernel  # (*, units)
         return y if self.bias is None else y + self.bias
 
