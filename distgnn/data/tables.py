@@ -198,10 +198,16 @@ def _labels(table: "pa.Table", label: str | None, path: Path) -> Tensor | None:
     if label is None or (label == _DEFAULT_LABEL and label not in table.column_names):
         return None
     col = _column(table, label, path, "label")
-    if not pa.types.is_integer(col.type):
-        raise DataError(f"{path}: label column {label!r} must hold integer class ids, got {col.type}")
-    # Missing labels mean "unlabelled" (-1).
-    return _owned_tensor(col.cast(pa.int64()).fill_null(-1).to_numpy())
+    if pa.types.is_integer(col.type):  # class ids; missing labels mean "unlabelled" (-1)
+        return _owned_tensor(col.cast(pa.int64()).fill_null(-1).to_numpy())
+    if pa.types.is_floating(col.type):  # regression targets; missing ones are NaN (no target)
+        return _owned_tensor(col.cast(pa.float32()).to_numpy(zero_copy_only=False).astype(np.float32, copy=False))
+    if pa.types.is_list(col.type) or pa.types.is_large_list(col.type) or pa.types.is_fixed_size_list(col.type):
+        return _list_column(col, label, path)  # (N, C): multi-label 0/1 columns or several targets
+    raise DataError(
+        f"{path}: label column {label!r} must hold integer class ids, float targets or a list per node "
+        f"(multi-label / several targets), got {col.type}"
+    )
 
 
 def _masks(table: "pa.Table", masks: Sequence[str] | None, path: Path) -> dict[str, Tensor]:
@@ -322,8 +328,10 @@ def load_edge_list(
         src, dst, node_id: the id columns.
         features: node features: one list column (a str), a list of scalar column names, or
             ``None`` for the default columns (module docstring; no features if there are none).
-        label: the integer label column (nulls become ``-1``); with the default name the column
-            is optional, a name you pass must exist; ``None`` skips labels.
+        label: the label column: integer class ids (nulls become ``-1``), float regression
+            targets (nulls become NaN) or a list per node (``[N, C]``: multi-label 0/1 or several
+            targets); with the default name the column is optional, a name you pass must exist;
+            ``None`` skips labels.
         masks: the boolean train/val/test columns, same rule as ``label``; ``None`` skips them.
         edge_features: edge features, same forms as ``features``.
         undirected: add ``dst -> src`` for every edge whose reverse is not in the table.
@@ -333,7 +341,7 @@ def load_edge_list(
 
     Returns:
         :class:`GraphData`: ``edge_index`` ``[2, E]`` int64 (relabelled ids), ``x`` ``[N, F]``
-        float32, ``y`` ``[N]`` int64, masks ``[N]`` bool, ``edge_attr`` ``[E, S]`` float32.
+        float32, ``y`` ``[N]`` int64 (or float32 ``[N]`` / ``[N, C]``), masks ``[N]`` bool, ``edge_attr`` ``[E, S]`` float32.
     """
     edges_path = Path(edges)
     nodes_path = Path(nodes) if nodes is not None else None
@@ -425,13 +433,15 @@ def load_numpy(path: str | os.PathLike) -> GraphData:
     nn = arrays["num_nodes"]
     if nn.shape != () or not np.issubdtype(nn.dtype, np.integer):
         raise DataError(f"{path}: num_nodes must be an integer scalar, got {nn.dtype} {nn.shape}")
-    for key in ("edge_index", "y"):
-        if key in arrays and not np.issubdtype(arrays[key].dtype, np.integer):
-            raise DataError(f"{path}: {key} must hold integers, got {arrays[key].dtype}")
+    if "edge_index" in arrays and not np.issubdtype(arrays["edge_index"].dtype, np.integer):
+        raise DataError(f"{path}: edge_index must hold integers, got {arrays['edge_index'].dtype}")
+    y = arrays.get("y")
+    if y is not None and not (np.issubdtype(y.dtype, np.integer) or np.issubdtype(y.dtype, np.floating)):
+        raise DataError(f"{path}: y must hold integer class ids or float targets, got {y.dtype}")
     fields = {key: torch.from_numpy(arrays[key]) for key in _NPZ_KEYS[2:] if key in arrays}
-    for key in ("edge_index", "y"):
-        if key in arrays:
-            fields[key] = torch.from_numpy(arrays[key].astype(np.int64, copy=False))
+    fields["edge_index"] = torch.from_numpy(arrays["edge_index"].astype(np.int64, copy=False))
+    if y is not None:  # class ids [N] as int64; float targets ([N] or [N, C]) as float32
+        fields["y"] = torch.from_numpy(y.astype(np.int64 if np.issubdtype(y.dtype, np.integer) else np.float32, copy=False))
     fields["num_nodes"] = int(nn)
     data = _assemble(fields, path, None)
     data.name = path.stem

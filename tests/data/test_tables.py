@@ -104,6 +104,24 @@ def test_null_labels_are_unlabelled(tmp_path):
         load_edge_list(_edges(tmp_path), nodes)
 
 
+def test_float_and_list_labels_are_targets(tmp_path):
+    """Float labels are regression targets (null = NaN, allowed outside the masks); a list per node
+    is an ``[N, C]`` label block (multi-label 0/1 or several targets)."""
+    nodes = _nodes(tmp_path, label=pa.array([0.5, -2.0, None, 3.25]), test_mask=[False] * 4)
+    y = load_edge_list(_edges(tmp_path), nodes).y
+    assert y.dtype == torch.float32 and y[[0, 1, 3]].tolist() == [0.5, -2.0, 3.25] and torch.isnan(y[2])
+    multi = pa.array([[1, 0, 1], [0, 0, 1], [1, 1, 0], [0, 0, 0]], pa.list_(pa.int8()))
+    y = load_edge_list(_edges(tmp_path), _nodes(tmp_path, label=multi)).y
+    assert y.dtype == torch.float32 and y.tolist() == [[1, 0, 1], [0, 0, 1], [1, 1, 0], [0, 0, 0]]
+
+
+def test_numpy_float_targets(tmp_path):
+    targets = np.array([[0.5, 1.0], [2.0, -1.0], [0.0, 0.25]])
+    path = _npz("t.npz", y=targets)(tmp_path)
+    y = load_numpy(path).y
+    assert y.dtype == torch.float32 and torch.equal(y, torch.tensor(targets, dtype=torch.float32))
+
+
 @pytest.mark.parametrize("name", ["features", "feat", "x", "feat_emb"])
 def test_one_list_column_named_like_features_is_taken(tmp_path, name):
     nodes = _nodes(tmp_path, feat_0=None, feat_1=None, **{name: pa.array(FEATS, pa.list_(pa.float32()))})
@@ -191,8 +209,9 @@ ERRORS = [
                  id="ragged-features"),
     pytest.param(_bad_nodes(train_mask=pa.array([1, 0, 0, 1], pa.int8())),
                  r"nodes\.parquet: mask column 'train_mask' must be boolean, got int8", id="mask-not-bool"),
-    pytest.param(_bad_nodes(label=[1.0, 0.0, 2.0, 1.0]),
-                 r"nodes\.parquet: label column 'label' must hold integer class ids, got double", id="label-float"),
+    pytest.param(_bad_nodes(label=["a", "b", "c", "d"]),
+                 r"nodes\.parquet: label column 'label' must hold integer class ids, float targets or a list per "
+                 r"node \(multi-label / several targets\), got string", id="label-string"),
     pytest.param(_bad_nodes(label=pa.array([1, -2, 0, 1])), r"nodes\.parquet: y has a label below -1",
                  id="label-below-minus-one"),
     pytest.param(lambda tmp: (_edges(tmp), _nodes(tmp), {"num_nodes": 5}),
@@ -261,7 +280,8 @@ NPZ_ERRORS = [
     pytest.param(_npz("m.npz", train_mask=np.array([1, 0, 1])), r"m\.npz: train_mask must be a bool tensor",
                  id="mask-not-bool"),
     pytest.param(_npz("x.npz", x=np.array([[0.0], [np.nan], [1.0]])), r"x\.npz: x has NaN", id="nan"),
-    pytest.param(_npz("y.npz", y=np.array([0.0, 1.0, 1.0])), r"y\.npz: y must hold integers", id="label-float"),
+    pytest.param(_npz("y.npz", y=np.array(["a", "b", "c"])), r"y\.npz: y must hold integer class ids or float targets",
+                 id="label-string"),
     pytest.param(_npz("o.npz", x=np.array([[0.0], [1.0], [2.0]], dtype=object)), r"o\.npz: unreadable as \.npz",
                  id="object-array"),
 ]
