@@ -15,6 +15,7 @@ from distgnn.launch.worker import mix_seed
 from distgnn.models import build_model
 from distgnn.partition import load_manifest, partition, reassemble
 from distgnn.sampling import NeighborSampler, sample_subgraph
+from distgnn.tasks import get_task
 from tests.launch.shards import write_parts
 
 pytestmark = pytest.mark.multiprocess
@@ -30,7 +31,8 @@ def test_split_seeds_gives_every_worker_the_same_step_count():
     assert steps == 1
 
 
-def _reference(parts: str, seed: int, epochs: int, batch_size: int, fanouts, model_name="sage", dropout=0.0):
+def _reference(parts: str, seed: int, epochs: int, batch_size: int, fanouts, model_name="sage", dropout=0.0,
+               task="node-classification"):
     """Single-process sampled training with the driver's batches: the same shuffle, the same
     per-worker chunks and step seeds, one optimiser step per global batch."""
     data, _ = reassemble(parts)  # in the partition's ids, like the workers
@@ -39,7 +41,8 @@ def _reference(parts: str, seed: int, epochs: int, batch_size: int, fanouts, mod
     workers = 2
     starts_w = [starts[0], starts[2], starts[4]]  # 4 parts on 2 workers: parts 0-1 and 2-3
     torch.manual_seed(seed)
-    model = build_model(model_name, data.num_features, data.num_classes, dropout=dropout)
+    task = get_task(task)
+    model = build_model(model_name, data.num_features, task.out_channels(data.y), dropout=dropout)
     opt = torch.optim.Adam(model.param_groups(5e-4), lr=0.01, weight_decay=0.0)
     sampler = NeighborSampler(data.edge_index, data.num_nodes, fanouts)
     train_ids = torch.nonzero(data.train_mask).view(-1)
@@ -61,16 +64,16 @@ def _reference(parts: str, seed: int, epochs: int, batch_size: int, fanouts, mod
                 sub = sample_subgraph(sampler.sample_fn, seeds, fanouts, seed=mix_seed(seed, epoch, k),
                                       num_nodes=data.num_nodes)
                 out = model(data.x[sub.node_ids], sub.edge_index)
-                F.cross_entropy(out[: sub.num_seeds], data.y[seeds], reduction="sum").backward()
+                task.loss(out[: sub.num_seeds], data.y[seeds]).backward()  # a sum over the seeds
                 count += seeds.numel()
             for p in model.parameters():
                 p.grad /= count
             opt.step()
     model.eval()
     with torch.no_grad():
-        pred = model(data.x, data.edge_index).argmax(-1)
-    test_acc = float((pred[data.test_mask] == data.y[data.test_mask]).float().mean())
-    return model, test_acc
+        out = model(data.x, data.edge_index)
+    m = data.test_mask
+    return model, task.metrics(task.metric_sums(out[m], data.y[m]))[task.primary]
 
 
 @pytest.fixture(scope="module")
@@ -96,6 +99,31 @@ def test_sampled_training_equals_single_process_step_for_step(ray_session, cora_
     for name, want in ref.state_dict().items():
         torch.testing.assert_close(state[name], want, rtol=1e-4, atol=1e-5, msg=lambda m: f"{name}: {m}")
     assert abs(res.test_acc - ref_acc) <= 0.002
+
+
+@pytest.mark.parametrize("task", ["node-regression", "multi-label"])
+def test_sampled_tasks_equal_single_process_step_for_step(ray_session, tmp_path, task):
+    """Regression (float targets) and multi-label ([N, C] 0/1 labels) in sampled mode on 2 workers
+    take the single-process sampled steps: parameters and the test metric agree."""
+    data = load_planetoid("cora", normalize_features=True)
+    g = torch.Generator().manual_seed(5)
+    if task == "node-regression":
+        y = data.y.float() / 3.0 + 10.0 * data.x[:, :8].sum(1) + 0.1 * torch.randn(data.num_nodes, generator=g)
+    else:
+        y = F.one_hot(data.y, 7).float()
+        y[:, 0] = (torch.rand(data.num_nodes, generator=g) < 0.3).float()  # a second label on some nodes
+    parts = str(tmp_path / task)
+    partition(data.with_(y=y), 4, parts, method="metis", seed=0)
+    kw = dict(model="sage", mode="sampled", fanouts=(5, 3), batch_size=32, epochs=3, seed=4, dropout=0.0, task=task)
+    res = launch(parts=parts, workers=2, threads_per_worker=1, timeout_s=60, run_dir="",
+                 checkpoint_dir=str(tmp_path / "ck"), checkpoint_every=3, **kw)
+    assert len(set(res.digests)) == 1
+    state = load_checkpoint(latest_checkpoint(str(tmp_path / "ck")))["model"]
+    ref, ref_metric = _reference(parts, 4, 3, 32, (5, 3), task=task)
+    for name, want in ref.state_dict().items():
+        torch.testing.assert_close(state[name], want, rtol=1e-4, atol=1e-5, msg=lambda m: f"{name}: {m}")
+    primary = get_task(task).primary
+    assert res.metrics[f"test_{primary}"] == pytest.approx(ref_metric, abs=2e-3)
 
 
 def test_cora_sampled_four_parts_matches_single_process_accuracy(ray_session, cora_parts):
