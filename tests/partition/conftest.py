@@ -1,12 +1,17 @@
 """Shared graphs and checks for the partitioner tests."""
 from __future__ import annotations
 
+import hashlib
+import json
+import shutil
+
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 import torch
 
 from distgnn.data.dataset import GraphData
-from distgnn.partition import load_manifest, load_part, reassemble, verify
+from distgnn.partition import load_manifest, load_part, partition, reassemble, verify
 
 
 def make_graph(src, dst, n, *, features=3, edge_features=0, seed=0, name="tiny") -> GraphData:
@@ -99,3 +104,30 @@ def brute_force_halo(edges: np.ndarray, lo: int, hi: int, hops: int):
         seen |= ring
         frontier = ring
     return rings, halo_eids
+
+
+@pytest.fixture(scope="module")
+def good(tmp_path_factory, small_sbm):
+    """A valid 3-part METIS partition (2 halo hops, small row groups) that tests copy, then damage."""
+    out = tmp_path_factory.mktemp("good") / "out"
+    partition(small_sbm, 3, out, method="metis", halo_hops=2, row_group_size=1000)
+    return out
+
+
+@pytest.fixture
+def copy(good, tmp_path):
+    dst = tmp_path / "copy"
+    shutil.copytree(good, dst)
+    return dst
+
+
+def rewrite_shard(out, rel, fn) -> None:
+    """Rewrite one shard with ``fn(table) -> table`` and fix its manifest entry (sha256, size, rows),
+    as another tool might: the checksums then agree and only the contents are wrong."""
+    path = out / rel
+    table = fn(pq.read_table(path))
+    pq.write_table(table, path)
+    data = path.read_bytes()
+    man = json.loads((out / "manifest.json").read_text())
+    man["files"][rel] = {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data), "rows": table.num_rows}
+    (out / "manifest.json").write_text(json.dumps(man))

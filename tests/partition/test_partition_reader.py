@@ -1,44 +1,17 @@
 """``load_part`` checks every shard as it reads it: sha256 and size, then values (one line each)."""
 from __future__ import annotations
 
-import hashlib
 import json
-import shutil
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
 from distgnn.partition import PartitionError, load_manifest, load_nodes_map, load_part, partition, reassemble
 from distgnn.partition.reader import manifest_digest
 
 from .conftest import make_graph
-
-
-@pytest.fixture(scope="module")
-def good(tmp_path_factory, small_sbm):
-    out = tmp_path_factory.mktemp("reader") / "out"
-    partition(small_sbm, 3, out, method="metis", halo_hops=2, row_group_size=1000)
-    return out
-
-
-@pytest.fixture
-def copy(good, tmp_path):
-    dst = tmp_path / "copy"
-    shutil.copytree(good, dst)
-    return dst
-
-
-def _rewrite(out, rel, fn) -> None:
-    """Rewrite one shard with ``fn(table)`` and make the manifest agree (what another tool might write)."""
-    path = out / rel
-    table = fn(pq.read_table(path))
-    pq.write_table(table, path)
-    data = path.read_bytes()
-    man = json.loads((out / "manifest.json").read_text())
-    man["files"][rel] = {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data), "rows": table.num_rows}
-    (out / "manifest.json").write_text(json.dumps(man))
+from .conftest import rewrite_shard as _rewrite
 
 
 def _set(name, fn):

@@ -15,31 +15,7 @@ from distgnn.partition import Manifest, PartitionError, VerifyError, load_manife
 from distgnn.partition.format import SCHEMA_VERSION
 
 from .conftest import make_graph
-
-
-@pytest.fixture(scope="module")
-def good(tmp_path_factory, small_sbm):
-    out = tmp_path_factory.mktemp("good") / "out"
-    partition(small_sbm, 3, out, method="metis", halo_hops=2, row_group_size=1000)
-    return out
-
-
-@pytest.fixture
-def copy(good, tmp_path):
-    dst = tmp_path / "copy"
-    shutil.copytree(good, dst)
-    return dst
-
-
-def _rewrite(out, rel, fn) -> None:
-    """Rewrite one shard with ``fn(table) -> table`` and fix its manifest entry (sha256, size, rows)."""
-    path = out / rel
-    table = fn(pq.read_table(path))
-    pq.write_table(table, path)
-    data = path.read_bytes()
-    man = json.loads((out / "manifest.json").read_text())
-    man["files"][rel] = {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data), "rows": table.num_rows}
-    (out / "manifest.json").write_text(json.dumps(man))
+from .conftest import rewrite_shard as _rewrite
 
 
 def _edit_manifest(out, fn) -> None:
