@@ -17,8 +17,6 @@ The Ray cases share the module's Ray session (``ray_session``) and one tiny part
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import re
 import shutil
@@ -41,6 +39,7 @@ from distgnn.partition import PartitionError, load_manifest, load_part, partitio
 from distgnn.partition.cli import main as partition_main
 
 from tests.data.test_planetoid import _csr_pickle
+from tests.partition.edit import rewrite_shard as _rewrite
 
 from .test_driver import gone
 
@@ -81,17 +80,6 @@ def _refused(parts, match: str, **kw) -> Driver:
     assert "\n" not in msg and "gave up" not in msg, msg
     assert driver.attempt <= 1 and not epochs, f"retried or trained: attempt {driver.attempt}, epochs {epochs}"
     return driver
-
-
-def _rewrite(parts: Path, rel: str, fn) -> None:
-    """Rewrite one shard with ``fn(table) -> table`` and make the manifest agree (another tool wrote it)."""
-    path = parts / rel
-    table = fn(pq.read_table(path))
-    pq.write_table(table, path)
-    data = path.read_bytes()
-    man = json.loads((parts / "manifest.json").read_text())
-    man["files"][rel] = {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data), "rows": table.num_rows}
-    (parts / "manifest.json").write_text(json.dumps(man))
 
 
 def _set_column(table, name: str, fn):

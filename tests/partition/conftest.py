@@ -1,12 +1,9 @@
 """Shared graphs and checks for the partitioner tests."""
 from __future__ import annotations
 
-import hashlib
-import json
 import shutil
 
 import numpy as np
-import pyarrow.parquet as pq
 import pytest
 import torch
 
@@ -119,15 +116,3 @@ def copy(good, tmp_path):
     dst = tmp_path / "copy"
     shutil.copytree(good, dst)
     return dst
-
-
-def rewrite_shard(out, rel, fn) -> None:
-    """Rewrite one shard with ``fn(table) -> table`` and fix its manifest entry (sha256, size, rows),
-    as another tool might: the checksums then agree and only the contents are wrong."""
-    path = out / rel
-    table = fn(pq.read_table(path))
-    pq.write_table(table, path)
-    data = path.read_bytes()
-    man = json.loads((out / "manifest.json").read_text())
-    man["files"][rel] = {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data), "rows": table.num_rows}
-    (out / "manifest.json").write_text(json.dumps(man))

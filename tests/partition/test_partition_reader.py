@@ -11,7 +11,7 @@ from distgnn.partition import PartitionError, load_manifest, load_nodes_map, loa
 from distgnn.partition.reader import manifest_digest
 
 from .conftest import make_graph
-from .conftest import rewrite_shard as _rewrite
+from .edit import rewrite_shard as _rewrite
 
 
 def _set(name, fn):

@@ -15,7 +15,7 @@ from distgnn.partition import Manifest, PartitionError, VerifyError, load_manife
 from distgnn.partition.format import SCHEMA_VERSION
 
 from .conftest import make_graph
-from .conftest import rewrite_shard as _rewrite
+from .edit import rewrite_shard as _rewrite
 
 
 def _edit_manifest(out, fn) -> None:
