@@ -20,6 +20,9 @@ member                      meaning
 ``in_degree(w)``            ``[N]`` in-degree (or weighted) in the WHOLE graph
 ``out_degree(w)``           ``[N]`` out-degree (or weighted) in the WHOLE graph
 ``csr()``                   cached CSR view (both orientations) for sparse products
+``fetch_rows(h, ids)``      ``h [N, *], ids [M] -> [M, *]``: rows of ANY nodes by global id, asked of
+                            their owners; the gradient goes back to the owners (collective on a
+                            partition: every part calls it, possibly with no id)
 ==========================  ===========================================================================
 
 :class:`Graph` is a whole graph: ``gather_src`` returns ``x`` itself. :class:`PartitionedGraph`
@@ -147,6 +150,26 @@ class Graph:
         rev = self.cached("reverse_edges", lambda: reverse_edge_ids(self.edge_index, self.num_nodes))
         return _take_rows(e, rev)
 
+    def fetch_rows(self, h: Tensor, ids: Tensor) -> Tensor:
+        """Rows of ``h`` for global node ids: ``h [N, *], ids [M] -> [M, *]``, ``h[ids]`` here.
+
+        On a whole graph node ``i`` is row ``i``; on a :class:`PartitionedGraph` ``h`` holds the owned
+        rows only and every id is asked of its owner (see :meth:`PartitionedGraph.fetch_rows`).
+        Ids may repeat; the gradient of a repeated row is summed.
+        """
+        self._check_fetch(h, ids)
+        if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= self.num_nodes):
+            raise GraphError(f"fetch_rows: ids must be in [0, {self.num_nodes}), got "
+                             f"[{int(ids.min())}, {int(ids.max())}]")
+        return h.index_select(0, ids)  # (M, *)
+
+    def _check_fetch(self, h: Tensor, ids: Tensor) -> None:
+        if h.dim() == 0 or h.shape[0] != self.num_nodes:
+            raise GraphError(f"{type(self).__name__}.fetch_rows: h must have one row per owned node "
+                             f"([{self.num_nodes}, *]), got {tuple(h.shape)}")
+        if not isinstance(ids, Tensor) or ids.dim() != 1 or ids.dtype != torch.long:
+            raise GraphError(f"{type(self).__name__}.fetch_rows: ids must be a 1-D int64 tensor of global node ids")
+
     def in_degree(self, edge_weight: Tensor | None = None, dtype: torch.dtype = torch.float32) -> Tensor:
         """``[N]`` number (or weight sum) of incoming edges of each owned node, whole graph."""
         if edge_weight is None:
@@ -252,6 +275,9 @@ class HaloExchange(Protocol):
     ``all_reduce(t) -> t``: elementwise sum over all parts, differentiable, identical on every part.
     ``gather_reverse(e [E_p, *]) -> [E_p, *]``: rows of the reverse edges (zeros where none),
     wherever they are stored, differentiable.
+    ``fetch(h [N, *], ids [M]) -> [M, *]``: rows of any nodes by GLOBAL id, each asked of its owner
+    (this part included); the backward returns the gradients to the owners, which add them, and
+    is itself differentiable. Collective: every part calls it, with its own (possibly empty) ids.
 
     Halo rows are ordered by owner part (then by the owner's local id), so each peer's rows form one
     contiguous block: collective backends receive them grouped by sender.
@@ -262,6 +288,8 @@ class HaloExchange(Protocol):
     def gather_reverse(self, e: Tensor) -> Tensor: ...
 
     def scatter(self, y: Tensor) -> Tensor: ...
+
+    def fetch(self, h: Tensor, ids: Tensor) -> Tensor: ...
 
     def all_reduce(self, t: Tensor) -> Tensor: ...
 
@@ -339,6 +367,19 @@ class PartitionedGraph(Graph):
             raise GraphError(f"part {self.part}: e has {e.shape[0]} rows but the part stores {self.num_edges} edges")
         return self.exchange.gather_reverse(e)
 
+    def fetch_rows(self, h: Tensor, ids: Tensor) -> Tensor:
+        """Rows of any nodes by global id: ``h [N, *]`` (this part's owned rows), ``ids [M]`` ->
+        ``[M, *]``, every row asked of the part that owns it (:meth:`HaloExchange.fetch`).
+
+        Collective: every part must call it the same number of times, in the same order, with rows
+        of the same trailing shape and dtype (ids may differ, and may be empty). The backward sends
+        the gradient of each fetched row back to its owner, where repeated rows are summed
+        (``index_add``); it is built from the same exchange, so it differentiates again.
+        Global ids are those of ``node_ids`` / ``halo_ids`` (new ids on a partition on disk).
+        """
+        self._check_fetch(h, ids)
+        return self.exchange.fetch(h, ids)  # (M, *)
+
     def with_edges(self, edge_index: Tensor) -> "PartitionedGraph":
         g = PartitionedGraph(
             edge_index,
@@ -400,6 +441,8 @@ class LocalExchange:
     (halo rows are ordered by owner, so each owner's rows are one contiguous block);
     ``scatter_plan[q]`` = (positions in ``q``'s halo, local ids here) of ``q``'s halo rows we own.
     ``reverse_plan[q]`` = (positions of our edges, positions on ``q`` of their reverse edges).
+    ``node_owner [N]`` / ``node_local [N]``: the owning part and owner-local row of every global
+    node (shared by all parts; needed by :meth:`fetch`).
     Copies are ordinary differentiable tensor ops, so gradients flow back to owners through autograd.
     """
 
@@ -411,6 +454,8 @@ class LocalExchange:
         gather_plan: list[Tensor],
         scatter_plan: list[tuple[Tensor, Tensor]],
         reverse_plan: list[tuple[Tensor, Tensor]] | None = None,
+        node_owner: Tensor | None = None,
+        node_local: Tensor | None = None,
     ):
         self.group = group
         self.part = part
@@ -418,6 +463,8 @@ class LocalExchange:
         self.gather_plan = gather_plan
         self.scatter_plan = scatter_plan
         self.reverse_plan = reverse_plan
+        self.node_owner = node_owner
+        self.node_local = node_local
 
     def gather(self, x: Tensor) -> Tensor:
         posts = self.group.publish(self.part, x)
@@ -440,6 +487,23 @@ class LocalExchange:
         for q, (here, there) in enumerate(self.reverse_plan):
             if here.numel():
                 out = out.index_copy(0, here, posts[q].index_select(0, there))  # (E_p, *)
+        return out
+
+    def fetch(self, h: Tensor, ids: Tensor) -> Tensor:
+        if self.node_owner is None:
+            raise GraphError("LocalExchange.fetch needs node_owner and node_local (build the parts with split_graph)")
+        n = int(self.node_owner.numel())
+        bad = ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= n)
+        posts = self.group.publish(self.part, h)  # every part posts, also when its ids are bad
+        if bad:
+            raise GraphError(f"part {self.part}: fetch_rows ids must be in [0, {n}), got "
+                             f"[{int(ids.min())}, {int(ids.max())}]")
+        owner, local = self.node_owner[ids], self.node_local[ids]
+        out = h.new_zeros((ids.numel(),) + tuple(h.shape[1:]))
+        for q, rows in enumerate(posts):
+            pos = torch.nonzero(owner == q).flatten()
+            if pos.numel():
+                out = out.index_copy(0, pos, rows.index_select(0, local[pos]))  # (M, *)
         return out
 
     def all_reduce(self, t: Tensor) -> Tensor:
@@ -524,7 +588,8 @@ def split_graph(
         for q in range(num_parts):
             here = torch.nonzero(r_part == q).flatten()
             reverse_plan.append((here, edge_pos[r[here]]))
-        ex = LocalExchange(group, p, owned[p].numel(), gather_plan, scatter_plan, reverse_plan)
+        ex = LocalExchange(group, p, owned[p].numel(), gather_plan, scatter_plan, reverse_plan,
+                           node_owner=assignment, node_local=local_of)
         graphs.append(
             PartitionedGraph(
                 edge_index,

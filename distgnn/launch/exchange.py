@@ -15,10 +15,17 @@ operation           forward / backward
 ``gather_reverse``  ``e [E_p, *] -> [E_p, *]``: row of each edge's reverse edge (zeros where none)
                     wherever it is stored; backward sends gradients to the storing rank
 ``all_reduce(t)``   ``dist.all_reduce`` (sum); backward all-reduces the gradient
+``fetch(h, ids)``   ``h [N, *], ids [M] -> [M, *]``: rows of any nodes by global id from their
+                    owners (this rank included); backward sends each row's gradient back to
+                    its owner, which ``index_add``\\ s it (repeated ids summed)
 ==================  ==========================================================================
 
-The send lists are derived once, at construction, by one collective exchange of index lists
-(counts, then indices); no call computes a plan. All operations are device-agnostic (gloo on
+The send lists of gather/scatter/gather_reverse are derived once, at construction, by one
+collective exchange of index lists (counts, then indices); no call computes a plan. ``fetch``
+plans per call (its ids change every call): one ``all_gather`` of the ``[W]`` request counts
+(so every rank knows whether anything moves at all), one ``all_to_all`` of the requested local
+ids, then the rows, three collectives in all (none when no rank asks for anything); the plan
+is an :class:`ExchangePlan` like the others, so the backward is the same exchange transposed. All operations are device-agnostic (gloo on
 CPU tensors, NCCL on CUDA tensors): index tensors are moved to the data's device on first use
 and cached. Rows may have any trailing shape (flattened for the collective). A rank may own no
 node, have no halo and store no edge; an exchange that moves nothing on any rank issues no
@@ -182,7 +189,12 @@ class CollectiveExchange:
         num_edges: ``E_p``, edges stored here (required with ``reverse_plan``).
         group: the process group (default: the world group).
         device: where the construction-time index exchange runs (default: CPU for gloo, the
-            current CUDA device for NCCL).
+            current CUDA device for NCCL); :meth:`fetch` exchanges its ids there too.
+        starts: ``[W + 1]`` first global id of every rank (``starts[W] = N``) when ranks own
+            contiguous id ranges (a partition on disk); or
+        node_owner, node_local: ``[N]`` owning rank and owner-local row of every global node (any
+            assignment, as :func:`~distgnn.graph.split_graph` makes). One of the two is needed
+            by :meth:`fetch`.
 
     Construction is collective: every rank of ``group`` must build its exchange at the same
     time, all with or all without ``reverse_plan``.
@@ -205,6 +217,9 @@ class CollectiveExchange:
         num_edges: int | None = None,
         group=None,
         device: torch.device | str | None = None,
+        starts: Sequence[int] | Tensor | None = None,
+        node_owner: Tensor | None = None,
+        node_local: Tensor | None = None,
     ):
         name = type(self).__name__
         if not dist.is_available() or not dist.is_initialized():
@@ -222,6 +237,16 @@ class CollectiveExchange:
             if device == "cuda":
                 device = torch.device("cuda", torch.cuda.current_device())
         device = torch.device(device)
+        self.device = device
+        self.starts = None if starts is None else torch.as_tensor(starts, dtype=torch.long).cpu()
+        if self.starts is not None and (self.starts.numel() != world_size + 1
+                                        or int(self.starts[rank + 1] - self.starts[rank]) != int(num_owned)):
+            raise ValueError(f"{name}: starts must have {world_size + 1} entries with rank {rank} owning "
+                             f"{num_owned} ids, got {self.starts.tolist()}")
+        if (node_owner is None) != (node_local is None):
+            raise ValueError(f"{name}: give node_owner and node_local together")
+        self.node_owner = None if node_owner is None else node_owner.to(torch.long).cpu()
+        self.node_local = None if node_local is None else node_local.to(torch.long).cpu()
         self.rank, self.world_size, self.num_owned = rank, world_size, int(num_owned)
         self.group = group
         self.gather_plan = [t.to(torch.long).cpu() for t in gather_plan]
@@ -273,6 +298,8 @@ class CollectiveExchange:
             num_edges=num_edges,
             group=group,
             device=device,
+            node_owner=local.node_owner,
+            node_local=local.node_local,
         )
 
     # -- counters -------------------------------------------------------------------------------
@@ -320,6 +347,63 @@ class CollectiveExchange:
     def all_reduce(self, t: Tensor) -> Tensor:
         """Elementwise sum of ``t`` over all ranks (identical on every rank), differentiable."""
         return _AllReduceFn.apply(t, self.group, self._counter)
+
+    @property
+    def num_nodes_global(self) -> int | None:
+        """``N`` of the whole graph (``None`` when built without ``starts`` or node tables)."""
+        if self.starts is not None:
+            return int(self.starts[-1])
+        return None if self.node_owner is None else int(self.node_owner.numel())
+
+    def locate(self, ids: Tensor) -> tuple[Tensor, Tensor]:
+        """``(owner [M], local row on the owner [M])`` of global ids ``ids [M]`` (CPU int64)."""
+        n = self.num_nodes_global
+        if n is None:
+            raise GraphError(f"rank {self.rank}: fetch needs the owner of every node; build the exchange with "
+                             "starts= (contiguous ranges) or node_owner=/node_local=")
+        ids = ids.to(device="cpu", dtype=torch.long)
+        if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= n):
+            raise GraphError(f"rank {self.rank}: fetch_rows ids must be in [0, {n}), got "
+                             f"[{int(ids.min())}, {int(ids.max())}]")
+        if self.starts is not None:
+            owner = torch.searchsorted(self.starts, ids, right=True) - 1
+            return owner, ids - self.starts[owner]
+        return self.node_owner[ids], self.node_local[ids]
+
+    def fetch_plan(self, ids: Tensor) -> ExchangePlan:
+        """The :class:`ExchangePlan` that moves the rows of ``ids [M]`` from their owners here.
+        Collective (two small exchanges: request counts, then requested rows); reusable for
+        several tensors of rows indexed alike."""
+        owner, local = self.locate(ids)
+        world, dev = self.world_size, self.device
+        order = torch.argsort(owner, stable=True)  # requests grouped by owner, in id order within
+        ask = torch.bincount(owner, minlength=world)  # (W,)
+        table = [torch.zeros(world, dtype=torch.long, device=dev) for _ in range(world)]
+        dist.all_gather(table, ask.to(dev), group=self.group)  # table[p][q]: rows p asks of q
+        table = torch.stack(table).cpu()  # (W, W)
+        active = bool(table.sum() > 0)
+        send_counts = table[:, self.rank].tolist()  # rows every rank asks of us
+        recv_counts = ask.tolist()
+        if active:
+            requested = torch.empty(sum(send_counts), dtype=torch.long, device=dev)
+            dist.all_to_all_single(requested, local[order].to(dev), output_split_sizes=send_counts,
+                                   input_split_sizes=recv_counts, group=self.group)
+            requested = requested.cpu()
+        else:
+            requested = torch.zeros(0, dtype=torch.long)
+        if requested.numel() and int(requested.max()) >= self.num_owned:  # pragma: no cover - locate checked
+            raise GraphError(f"rank {self.rank}: asked for row {int(requested.max())} of {self.num_owned}")
+        return ExchangePlan(requested, send_counts, order, recv_counts, self.num_owned, int(ids.numel()), active)
+
+    def fetch(self, h: Tensor, ids: Tensor) -> Tensor:
+        """``h [N, *]`` (the owned rows), ``ids [M]`` global ids -> ``[M, *]``. Collective."""
+        if h.dim() == 0 or h.shape[0] != self.num_owned:
+            raise GraphError(f"rank {self.rank}: fetch expects [{self.num_owned}, *] rows, got {tuple(h.shape)}")
+        return self.fetch_with(self.fetch_plan(ids), h)
+
+    def fetch_with(self, plan: ExchangePlan, h: Tensor) -> Tensor:
+        """Rows of ``h [N, *]`` by a plan of :meth:`fetch_plan`: ``[M, *]``. Collective, differentiable."""
+        return _ExchangeFn.apply(h, plan, self.group, self._counter)  # (M, *)
 
     def __repr__(self) -> str:
         return (

@@ -195,7 +195,7 @@ def build_graph(shard: Shard, *, group=None, device: torch.device | str = "cpu",
 
     ex = CollectiveExchange(
         rank, world, n, gather_plan, reverse_plan, num_edges=int(edge_index.shape[1]), group=group,
-        device=plan_device,
+        device=plan_device, starts=shard.starts,
     )
     device = torch.device(device)
     g = PartitionedGraph(
