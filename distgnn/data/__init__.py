@@ -1,8 +1,9 @@
-"""Datasets: the :class:`GraphData` contract, loaders (Planetoid, Parquet/CSV, NumPy) and generators.
+"""Datasets: the :class:`GraphData` contract, loaders (Planetoid, OGB, Parquet/CSV, NumPy) and generators.
 
 pyarrow is imported only when a table is read, so importing this package stays light.
 """
 from .dataset import DataError, GraphData
+from .ogb import load_ogb
 from .planetoid import default_data_dir, load_planetoid
 from .synthetic import rmat, sbm
 from .tables import load_edge_list, load_numpy, save_numpy
@@ -12,6 +13,7 @@ __all__ = [
     "GraphData",
     "DataError",
     "load_planetoid",
+    "load_ogb",
     "load_edge_list",
     "load_numpy",
     "save_numpy",

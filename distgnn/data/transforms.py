@@ -69,7 +69,8 @@ def load_dataset(spec: str, *, transform: str | None = None, seed: int = 0) -> G
     Args:
         spec: ``synthetic`` | ``synthetic:NUM_NODES`` (the built-in stochastic block model, 10,000
             nodes by default) | ``cora``, ``citeseer``, ``pubmed`` or ``planetoid:NAME[,root=DIR]``
-            | ``sbm:KEY=VALUE,...`` | ``rmat:KEY=VALUE,...`` | a ``.npz`` file, an edge-list table
+            | ``sbm:KEY=VALUE,...`` | ``rmat:KEY=VALUE,...`` | ``ogb:DIR[,split=S]`` (an ``ogb``
+            download read offline, :func:`~distgnn.data.load_ogb`) | a ``.npz`` file, an edge-list table
             or a partition directory (read as ``python -m distgnn.partition`` reads its INPUT).
         transform: one of :data:`TRANSFORMS`; ``None``: :func:`default_transform` of ``spec``.
         seed: the generator seed of ``synthetic``.
@@ -91,10 +92,12 @@ def load_dataset(spec: str, *, transform: str | None = None, seed: int = 0) -> G
         data = sbm(num_nodes=n, seed=seed)
     else:
         head = spec.partition(":")[0]
-        known = spec in PLANETOID or head in ("planetoid", "sbm", "rmat") or (os.path.exists(spec) or "://" in spec)
+        known = (spec in PLANETOID or head in ("planetoid", "sbm", "rmat", "ogb")
+                 or os.path.exists(spec) or "://" in spec)
         if not known:
             raise DataError(f"unknown dataset {spec!r}: use synthetic[:NUM_NODES], cora, citeseer, pubmed, "
-                            "planetoid:NAME, sbm:..., rmat:..., a .npz/.parquet/.csv file or a partition directory")
+                            "planetoid:NAME, sbm:..., rmat:..., ogb:DIR, a .npz/.parquet/.csv file or a "
+                            "partition directory")
         from ..partition.errors import PartitionError
         from ..partition.inputs import open_input
 

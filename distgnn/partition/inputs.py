@@ -6,6 +6,7 @@ INPUT                                  read with
 ``planetoid:cora`` (``,root=DIR``)      :func:`distgnn.data.load_planetoid`
 ``sbm:num_nodes=1000,avg_degree=10``   :func:`distgnn.data.sbm` (any of its keyword arguments)
 ``rmat:num_nodes=65536,num_edges=1e6``  :func:`distgnn.data.rmat`
+``ogb:DIR`` (``,split=S,undirected=B``)  :func:`distgnn.data.load_ogb` (an ``ogb`` download, read offline)
 ``graph.npz``                          :func:`distgnn.data.load_numpy`
 ``edges.parquet`` / ``edges.csv``      :func:`distgnn.data.load_edge_list` (``--nodes`` table),
                                        or streamed chunk by chunk (:class:`.sources.ParquetEdges`)
@@ -78,6 +79,8 @@ def open_input(
         return _planetoid(rest, spec, undirected)
     if sep and head in _GENERATORS:
         return _generator(head, rest, spec, undirected)
+    if sep and head == "ogb":
+        return _ogb(rest, spec, undirected)
     path = Path(spec)
     if path.is_dir():
         return _directory(path, undirected)
@@ -114,6 +117,23 @@ def _planetoid(rest: str, spec: str, undirected: bool) -> GraphData:
     if not name:
         raise PartitionError(f"{spec}: name the dataset, e.g. planetoid:cora")
     return _maybe_undirected(load_planetoid(name=name, **kwargs), undirected)
+
+
+def _ogb(rest: str, spec: str, undirected: bool) -> GraphData:
+    from ..data.ogb import load_ogb
+
+    root, _, opts = rest.partition(",")
+    if not root:
+        raise PartitionError(f"{spec}: name the dataset directory, e.g. ogb:dataset/ogbn_products")
+    kwargs = parse_kwargs(opts, spec)
+    unknown = sorted(set(kwargs) - {"split", "undirected", "name"})
+    if unknown:
+        raise PartitionError(f"{spec}: unknown option {unknown[0]!r} (ogb:DIR takes split=, undirected=, name=)")
+    if str(kwargs.get("split", "")).lower() == "none":
+        kwargs["split"] = None
+    if undirected:  # ogb's add_inverse_edge, applied while reading (no second pass over the edge list)
+        kwargs.setdefault("undirected", True)
+    return load_ogb(root, **kwargs)
 
 
 def _generator(kind: str, rest: str, spec: str, undirected: bool) -> GraphData:
