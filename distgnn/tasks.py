@@ -19,6 +19,8 @@ multi-label            ``[N, C]`` 0/1 (int or      binary cross-entropy with    
                        unlabelled                  columns of a row                label)
 node-regression        ``[N]`` or ``[N, C]``       ``mse`` (default) or ``l1``,    ``r2``, ``mae``,
                        float, NaN unlabelled       mean over the C columns          ``rmse``
+link-prediction        edges (:class:`LinkPrediction`: candidate pairs with 0/1 labels, BCE with logits,
+                       ``auc``, ``ap``, ``hits@K``, ``mrr`` computed exactly over all candidates)
 =====================  ==========================  ==============================  ==============
 
 Nodes outside every mask may be unlabelled; a masked node must carry a valid label
@@ -47,6 +49,7 @@ __all__ = [
     "Task",
     "TaskError",
     "custom_task",
+    "LinkPrediction",
     "get_task",
 ]
 
@@ -250,6 +253,116 @@ class NodeRegression:
         return f"NodeRegression(loss={self.loss_name!r})"
 
 
+class LinkPrediction:
+    """Whether an edge exists: binary cross-entropy on pair logits; AUC, AP, Hits@K and MRR.
+
+    Args:
+        hits_k: the ``K`` of Hits@K (default 50, as OGB's ``ogbl-collab``).
+
+    Metrics (:meth:`metrics`), exact over all the candidates given (the runtime gathers every
+    worker's scores first; they are not averaged per worker), in float64:
+
+    * ``auc``: area under the ROC curve, ``(Σ rank(pos) - P(P+1)/2) / (P·Q)`` with average ranks
+      (a positive tied with a negative counts 1/2), as scikit-learn's ``roc_auc_score``;
+    * ``ap``: average precision ``Σ_n (R_n - R_{n-1}) P_n`` over the distinct score thresholds,
+      as scikit-learn's ``average_precision_score``;
+    * ``hits@K``: the fraction of positives scoring strictly above the K-th highest negative
+      (OGB's ``Evaluator``; 1.0 when there are fewer than K negatives);
+    * ``mrr``: the mean over queries of ``1 / rank`` of the positive among its own negatives, with
+      ``rank = 1 + (#neg > pos + #neg >= pos) / 2`` (OGB's tie rule). Each query has one positive.
+
+    ``auc``/``ap``/``hits@K`` are NaN without positives or negatives; ``mrr`` is NaN without queries.
+
+    Shapes:
+        loss: logits ``[M]``, label ``[M]`` 0/1 -> scalar (the **sum** over rows).
+        metrics: scores ``[M]``, label ``[M]`` 0/1, query ``[M]`` int64 -> dict of floats.
+    """
+
+    name = "link-prediction"
+    primary = "auc"
+    higher_is_better = True
+    losses = ("bce",)
+
+    def __init__(self, hits_k: int = 50) -> None:
+        if isinstance(hits_k, bool) or not isinstance(hits_k, int) or hits_k < 1:
+            raise TaskError(f"{self.name}: hits_k must be an int >= 1, got {hits_k!r}")
+        self.hits_k = hits_k
+
+    def loss(self, logits: Tensor, label: Tensor) -> Tensor:
+        return F.binary_cross_entropy_with_logits(logits, label.to(logits.dtype), reduction="sum")
+
+    def metrics(self, scores: Tensor, label: Tensor, query: Tensor) -> dict[str, float]:
+        s = scores.detach().to(torch.float64).reshape(-1)  # (M,)
+        pos = label.reshape(-1) > 0  # (M,)
+        q = query.reshape(-1).to(torch.long)
+        if not (s.numel() == pos.numel() == q.numel()):
+            raise TaskError(f"{self.name}: scores, label and query differ in length ({s.numel()}, {pos.numel()}, "
+                            f"{q.numel()})")
+        if not bool(torch.isfinite(s).all()):
+            raise TaskError(f"{self.name}: scores contain NaN or infinite values")
+        sp, sn = s[pos], s[~pos]
+        n_pos, n_neg = sp.numel(), sn.numel()
+        nan = float("nan")
+        out = {"auc": nan, "ap": nan, f"hits@{self.hits_k}": nan, "mrr": nan}
+        if n_pos and n_neg:
+            out["auc"] = _auc(s, pos)
+            out["ap"] = _average_precision(s, pos)
+            if n_neg < self.hits_k:
+                out[f"hits@{self.hits_k}"] = 1.0
+            else:
+                kth = torch.topk(sn, self.hits_k).values[-1]
+                out[f"hits@{self.hits_k}"] = float((sp > kth).double().mean())
+        if n_pos:
+            out["mrr"] = _mrr(s, pos, q, self.name)
+        return out
+
+    def __repr__(self) -> str:
+        return f"LinkPrediction(hits_k={self.hits_k})"
+
+
+def _auc(s: Tensor, pos: Tensor) -> float:
+    """ROC AUC with average ranks for ties (float64)."""
+    order = torch.argsort(s, stable=True)
+    sorted_s = s[order]
+    _, inverse, counts = torch.unique_consecutive(sorted_s, return_inverse=True, return_counts=True)
+    ends = torch.cumsum(counts, 0).to(torch.float64)  # 1-based rank of each tie group's last row
+    avg = ends - (counts.to(torch.float64) - 1) / 2  # average 1-based rank of the group
+    ranks = torch.empty_like(s)
+    ranks[order] = avg[inverse]
+    n_pos = int(pos.sum())
+    n_neg = s.numel() - n_pos
+    return float((ranks[pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def _average_precision(s: Tensor, pos: Tensor) -> float:
+    """Average precision over distinct thresholds (scikit-learn's step-wise definition)."""
+    order = torch.argsort(s, descending=True, stable=True)
+    ds, dp = s[order], pos[order].to(torch.float64)
+    _, counts = torch.unique_consecutive(ds, return_counts=True)
+    last = torch.cumsum(counts, 0) - 1  # last row of each threshold group
+    tp = torch.cumsum(dp, 0)[last]  # (T,)
+    predicted = (last + 1).to(torch.float64)
+    precision, recall = tp / predicted, tp / tp[-1]
+    gain = torch.diff(recall, prepend=recall.new_zeros(1))
+    return float((gain * precision).sum())
+
+
+def _mrr(s: Tensor, pos: Tensor, q: Tensor, name: str) -> float:
+    queries, local = torch.unique(q, return_inverse=True)
+    n_q = queries.numel()
+    n_pos_q = torch.zeros(n_q, dtype=torch.long).index_add_(0, local, pos.long())
+    if bool((n_pos_q > 1).any()):
+        raise TaskError(f"{name}: query {int(queries[n_pos_q > 1][0])} has {int(n_pos_q.max())} positives; MRR needs "
+                        "one positive per query")
+    has = n_pos_q == 1
+    pos_score = torch.zeros(n_q, dtype=torch.float64).index_put_((local[pos],), s[pos])
+    neg = ~pos
+    above = torch.zeros(n_q, dtype=torch.float64).index_add_(0, local[neg], (s[neg] > pos_score[local[neg]]).double())
+    tied = torch.zeros(n_q, dtype=torch.float64).index_add_(0, local[neg], (s[neg] >= pos_score[local[neg]]).double())
+    rank = 1 + (above + tied) / 2
+    return float((1 / rank[has]).mean())
+
+
 class CustomTask:
     """A user-supplied loss/metric pair (see :func:`custom_task`)."""
 
@@ -325,7 +438,8 @@ def custom_task(
     return CustomTask(loss_fn, metric_fn, names, name, primary, higher_is_better, out_channels, validate)
 
 
-_TASKS = {"node-classification": NodeClassification, "multi-label": MultiLabel, "node-regression": NodeRegression}
+_TASKS = {"node-classification": NodeClassification, "multi-label": MultiLabel, "node-regression": NodeRegression,
+          "link-prediction": LinkPrediction}
 TASKS = tuple(_TASKS)
 
 
@@ -336,7 +450,7 @@ def get_task(spec: str | Task, *, loss: str | None = None) -> Task:
     only name their own loss (``"cross-entropy"``, ``"bce"``).
     """
     if not isinstance(spec, str):
-        if isinstance(spec, Task):
+        if isinstance(spec, (Task, LinkPrediction)):
             if loss is not None:
                 raise TaskError(f"--loss applies to a named task, not to {spec!r}")
             return spec

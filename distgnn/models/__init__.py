@@ -120,5 +120,7 @@ def build_model(name: str, in_channels: int, out_channels: int, hidden_channels:
 
 
 from .builder import LayerStack, ModelError, layer_names, model_builder  # noqa: E402
+from .link import DECODERS, DotDecoder, LinkModel, MLPDecoder, link_model_builder, make_decoder  # noqa: E402
 
-__all__ = ["GAT", "GCN", "GraphSAGE", "LayerStack", "MODELS", "ModelError", "build_model", "layer_names", "model_builder"]
+__all__ = ["GAT", "GCN", "GraphSAGE", "LayerStack", "MODELS", "ModelError", "build_model", "layer_names", "model_builder",
+           "DECODERS", "DotDecoder", "LinkModel", "MLPDecoder", "link_model_builder", "make_decoder"]
