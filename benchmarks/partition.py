@@ -29,7 +29,11 @@ generated chunk by chunk straight to Parquet, then partitioned with ``--method s
 and restreamed with ``--passes 4``; and with ``random`` through the streaming reader) in a process
 whose address space is capped with ``RLIMIT_AS`` below what the edge list alone takes in memory;
 loading the edge list under the same cap is shown to fail. Peak RSS stays flat as the edge count
-grows.
+grows. ``--stream-runs stream`` picks runs; ``--verify`` runs ``verify`` (every checksum and
+invariant) on each output under the same cap. The 1B-edge case::
+
+    python benchmarks/partition.py --sizes "" --stream-sizes 1G --stream-nodes 67108864 --parts 16 \
+        --stream-runs stream --verify --memory-limit 8192
 """
 from __future__ import annotations
 
@@ -199,8 +203,21 @@ def child_load_limited(a: dict) -> dict:
         return {"ok": False, "error": type(err).__name__ + ": " + str(err).splitlines()[0][:80], **_status()}
 
 
+def child_verify(a: dict) -> dict:
+    """``python -m distgnn.partition verify`` (every checksum, schema, id range, edge and halo) under the cap."""
+    sys.path.insert(0, str(ROOT))
+    if a.get("limit_mib"):
+        lim = int(a["limit_mib"] * 2**20)
+        resource.setrlimit(resource.RLIMIT_AS, (lim, lim))
+    from distgnn.partition import verify
+
+    t = time.perf_counter()
+    report = verify(a["out"])
+    return {"wall": time.perf_counter() - t, "report": str(report).splitlines()[0][:120], **_status()}
+
+
 CHILDREN = {f.__name__[len("child_"):]: f for f in
-            (child_gen_npz, child_raw_metis, child_pipeline, child_gen_parquet, child_load_limited)}
+            (child_gen_npz, child_raw_metis, child_pipeline, child_gen_parquet, child_load_limited, child_verify)}
 
 
 def run_child(kind: str, args: dict, timeout: float = 3600) -> dict:
@@ -291,7 +308,11 @@ def comparison(sizes: list[int], parts: int, work: Path, balance_edges_max: int,
     return table(rows, header)
 
 
-def stream_demo(sizes: list[int], parts: int, work: Path, nodes: int, limit_mib: float, seed: int) -> str:
+STREAM_RUNS = ("stream", "stream4", "random")
+
+
+def stream_demo(sizes: list[int], parts: int, work: Path, nodes: int, limit_mib: float, seed: int,
+                runs: tuple[str, ...] = STREAM_RUNS, check: bool = False) -> str:
     rows = []
     for e in sizes:
         path = work / f"stream-rmat-{fmt_size(e)}.parquet"
@@ -303,22 +324,30 @@ def stream_demo(sizes: list[int], parts: int, work: Path, nodes: int, limit_mib:
         out = work / f"stream-out-{fmt_size(e)}"
         argv = [str(path), "--method", "stream", "--parts", str(parts), "--out", str(out), "--overwrite", "-q",
                 "--balance", "none", "--chunk-rows", str(1 << 20)]
-        st = run_child("pipeline", {"argv": argv, "out": str(out), "limit_mib": limit_mib})
-        print(f"[stream {fmt_size(e)}] {st}", file=sys.stderr, flush=True)
-        st4 = run_child("pipeline", {"argv": argv + ["--passes", "4"], "out": str(out), "limit_mib": limit_mib})
-        print(f"[stream --passes 4 {fmt_size(e)}] {st4}", file=sys.stderr, flush=True)
-        rnd = run_child("pipeline", {"api_random_stream": True, "input": str(path), "parts": parts, "out": str(out),
-                                     "limit_mib": limit_mib, "chunk_rows": 1 << 20})
-        print(f"[random {fmt_size(e)}] {rnd}", file=sys.stderr, flush=True)
+        done = []
+        for run in runs:
+            if run == "random":
+                r = run_child("pipeline", {"api_random_stream": True, "input": str(path), "parts": parts,
+                                           "out": str(out), "limit_mib": limit_mib, "chunk_rows": 1 << 20})
+            else:
+                extra = ["--passes", "4"] if run == "stream4" else []
+                r = run_child("pipeline", {"argv": argv + extra, "out": str(out), "limit_mib": limit_mib})
+            label = {"stream4": "stream --passes 4"}.get(run, run)
+            print(f"[{label} {fmt_size(e)}] {r}", file=sys.stderr, flush=True)
+            done.append((label, r))
+            if check and "error" not in r:
+                v = run_child("verify", {"out": str(out), "limit_mib": limit_mib})
+                print(f"[verify after {label} {fmt_size(e)}] {v}", file=sys.stderr, flush=True)
+                done.append((f"  verify ({v.get('report', v.get('error', '?'))[:40]})", v))
         edge_list_mib = 16 * e / 2**20
         loaded = "fits" if load.get("ok") else f"fails ({load.get('error', '?')[:40]})"
-        for label, r in (("stream", st), ("stream --passes 4", st4), ("random", rnd)):
+        for label, r in done:
             if "error" in r:
                 rows.append([fmt_size(e), f"{edge_list_mib:,.0f}", loaded, label, "error", r["error"][:60], "", "", ""])
                 continue
             rows.append([fmt_size(e), f"{edge_list_mib:,.0f}", loaded, label, f"{r['wall']:.1f}",
-                         f"{r['VmHWM']:,.0f}", f"{r['VmPeak']:,.0f}", f"{r['edge_cut_fraction']:.4f}",
-                         f"{r['edge_balance']:.3f} / {r['node_balance']:.3f}"])
+                         f"{r['VmHWM']:,.0f}", f"{r['VmPeak']:,.0f}", f"{r.get('edge_cut_fraction', math.nan):.4f}",
+                         f"{r.get('edge_balance', math.nan):.3f} / {r.get('node_balance', math.nan):.3f}"])
     header = ["edges", "edge list MiB", f"load under {limit_mib:.0f} MiB cap", "run", "wall s", "peak RSS MiB",
               "peak VM MiB", "edge cut", "edge/node bal"]
     return table(rows, header)
@@ -339,6 +368,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="edge counts for part 2, the streaming demo ('' to skip; default: 25M,50M,100M)")
     p.add_argument("--stream-nodes", type=int, default=2**20, help="nodes of the part-2 graphs (default: 2^20)")
     p.add_argument("--memory-limit", default="1536", help="RLIMIT_AS cap for part 2, MiB (default: 1536)")
+    p.add_argument("--stream-runs", default=",".join(STREAM_RUNS),
+                   help=f"part-2 runs, comma-separated from {','.join(STREAM_RUNS)} (default: all)")
+    p.add_argument("--verify", action="store_true", help="part 2: run `verify` on each output, under the same cap")
     p.add_argument("--repeat", type=int, default=3,
                    help="runs per measurement, the fastest reported (default: 3), for sizes up to --repeat-max")
     p.add_argument("--repeat-max", default="10M", help="larger sizes run once (default: 10M)")
@@ -357,7 +389,12 @@ def main(argv: list[str] | None = None) -> int:
     if stream_sizes:
         print(f"\n## 2. stream from Parquet under RLIMIT_AS = {args.memory_limit} MiB "
               f"(R-MAT, {args.stream_nodes} nodes)\n")
-        print(stream_demo(stream_sizes, args.parts, work, args.stream_nodes, float(args.memory_limit), args.seed))
+        runs = tuple(r.strip() for r in args.stream_runs.split(",") if r.strip())
+        unknown = sorted(set(runs) - set(STREAM_RUNS))
+        if unknown:
+            p.error(f"--stream-runs: unknown {', '.join(unknown)} (choose from {', '.join(STREAM_RUNS)})")
+        print(stream_demo(stream_sizes, args.parts, work, args.stream_nodes, float(args.memory_limit), args.seed,
+                          runs, args.verify))
     return 0
 
 
