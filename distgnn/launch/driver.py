@@ -349,8 +349,14 @@ class Driver:
                     cause = getattr(err, "cause", None)
                     if isinstance(cause, ValueError):  # bad input: retrying will not help
                         raise LaunchError(f"{what}: {_first_line(cause)}") from None
-                    raise WorkerLost(f"{what}: {type(cause).__name__ if cause else 'error'}: "
-                                     f"{_first_line(cause if cause is not None else err)}") from None
+                    if isinstance(cause, _PROGRAMMING_ERRORS):  # a bug in the model or task code
+                        raise LaunchError(f"{what}: {type(cause).__name__} in the model or task code: "
+                                          f"{_first_line(cause)}") from None
+                    why = f"{type(cause).__name__ if cause else 'error'}: {_first_line(cause if cause is not None else err)}"
+                    # a collective that broke because a peer went away says so; anything else that
+                    # repeats at the same point after a restart is deterministic (see run())
+                    lost = any(w in why.lower() for w in _PEER_WORDS)
+                    raise WorkerLost(f"{what}: {why}", signature=None if lost else f"{what}: {why}") from None
         return ray.get(list(futures))
 
     def _teardown(self) -> None:
@@ -381,12 +387,17 @@ class Driver:
             parts_dir = self._parts_dir()
             _, blocks, starts, resume = self._check(parts_dir)
             self._connect()
+            last_failure = None
             while True:
                 try:
                     self._attempt(parts_dir, blocks, starts, resume, result)
                     break
                 except WorkerLost as err:
                     self._teardown()
+                    if err.signature is not None and err.signature == last_failure:
+                        raise LaunchError(f"{err} (again after a restart from the same state: an error in the "
+                                          "model, task or data, not a lost worker)") from None
+                    last_failure = err.signature
                     if not self.policy.should_restart(err, result.restarts):
                         raise LaunchError(f"{err} (gave up after {result.restarts} restart(s))") from None
                     self.state = RunState.RECOVERING
@@ -482,6 +493,12 @@ class Driver:
             if self._tmpdir:
                 shutil.rmtree(self._tmpdir, ignore_errors=True)
                 self._tmpdir = None
+
+
+# exceptions a step raises only through a bug in the code it runs (never a peer going away)
+_PROGRAMMING_ERRORS = (TypeError, IndexError, KeyError, AttributeError, NameError, NotImplementedError,
+                       AssertionError, ZeroDivisionError)
+_PEER_WORDS = ("gloo", "nccl", "connection", "timed out", "timeout", "peer", "socket", "broken pipe", "store")
 
 
 def _first_line(err: BaseException) -> str:
