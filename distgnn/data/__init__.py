@@ -5,7 +5,7 @@ pyarrow is imported only when a table is read, so importing this package stays l
 from .dataset import DataError, GraphData
 from .ogb import load_ogb
 from .planetoid import default_data_dir, load_planetoid
-from .synthetic import rmat, sbm
+from .synthetic import products, rmat, sbm
 from .tables import load_edge_list, load_numpy, save_numpy
 from .transforms import TRANSFORMS, apply_transform, default_transform, load_dataset
 
@@ -19,6 +19,7 @@ __all__ = [
     "save_numpy",
     "sbm",
     "rmat",
+    "products",
     "default_data_dir",
     "TRANSFORMS",
     "apply_transform",

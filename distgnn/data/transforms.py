@@ -68,7 +68,8 @@ def load_dataset(spec: str, *, transform: str | None = None, seed: int = 0) -> G
 
     Args:
         spec: ``synthetic`` | ``synthetic:NUM_NODES`` (the built-in stochastic block model, 10,000
-            nodes by default) | ``cora``, ``citeseer``, ``pubmed`` or ``planetoid:NAME[,root=DIR]``
+            nodes by default) | ``synthetic:products[,scale=S]`` (an ogbn-products-sized twin,
+            :func:`~distgnn.data.synthetic.products`) | ``cora``, ``citeseer``, ``pubmed`` or ``planetoid:NAME[,root=DIR]``
             | ``sbm:KEY=VALUE,...`` | ``rmat:KEY=VALUE,...`` | ``ogb:DIR[,split=S]`` (an ``ogb``
             download read offline, :func:`~distgnn.data.load_ogb`) | a ``.npz`` file, an edge-list table
             or a partition directory (read as ``python -m distgnn.partition`` reads its INPUT).
@@ -82,14 +83,9 @@ def load_dataset(spec: str, *, transform: str | None = None, seed: int = 0) -> G
         raise DataError(f"unknown transform {transform!r}; choose one of {', '.join(TRANSFORMS)}")
     name = transform or default_transform(spec)
     if spec == "synthetic" or spec.startswith("synthetic:"):
-        from .synthetic import sbm
+        from .synthetic import synthetic
 
-        text = spec.partition(":")[2]
-        try:
-            n = int(text) if text else 10_000
-        except ValueError:
-            raise DataError(f"dataset {spec!r}: synthetic:NUM_NODES needs an integer, got {text!r}") from None
-        data = sbm(num_nodes=n, seed=seed)
+        data = synthetic(spec.partition(":")[2], seed=seed)
     else:
         head = spec.partition(":")[0]
         known = (spec in PLANETOID or head in ("planetoid", "sbm", "rmat", "ogb")

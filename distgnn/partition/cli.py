@@ -32,6 +32,7 @@ INPUT is one of:
   sbm:num_nodes=100000,avg_degree=10    a stochastic block model (distgnn.data.sbm arguments)
   rmat:num_nodes=1048576,num_edges=1e7  an R-MAT graph (distgnn.data.rmat arguments)
   ogb:dataset/ogbn_products             an OGB node-property download, read offline (,split=S)
+  synthetic:products,scale=0.1          an ogbn-products-sized twin (power-law sbm), scaled
   graph.npz                             arrays edge_index, num_nodes, x, y, *_mask, edge_attr
   edges.parquet | edges.csv             an edge list with src,dst columns (--nodes for a node table);
                                         with --method stream a Parquet edge list is read in chunks

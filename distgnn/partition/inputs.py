@@ -7,6 +7,7 @@ INPUT                                  read with
 ``sbm:num_nodes=1000,avg_degree=10``   :func:`distgnn.data.sbm` (any of its keyword arguments)
 ``rmat:num_nodes=65536,num_edges=1e6``  :func:`distgnn.data.rmat`
 ``ogb:DIR`` (``,split=S,undirected=B``)  :func:`distgnn.data.load_ogb` (an ``ogb`` download, read offline)
+``synthetic:products`` (``,scale=S``)   :func:`distgnn.data.synthetic.products` (or ``synthetic:N``: an sbm)
 ``graph.npz``                          :func:`distgnn.data.load_numpy`
 ``edges.parquet`` / ``edges.csv``      :func:`distgnn.data.load_edge_list` (``--nodes`` table),
                                        or streamed chunk by chunk (:class:`.sources.ParquetEdges`)
@@ -81,6 +82,10 @@ def open_input(
         return _generator(head, rest, spec, undirected)
     if sep and head == "ogb":
         return _ogb(rest, spec, undirected)
+    if head == "synthetic" and (sep or not Path(spec).exists()):
+        from ..data.synthetic import synthetic
+
+        return _maybe_undirected(synthetic(rest), undirected)
     path = Path(spec)
     if path.is_dir():
         return _directory(path, undirected)
