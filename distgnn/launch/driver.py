@@ -188,8 +188,13 @@ class Driver:
         from ..data import sbm
         from ..partition import partition
 
-        self._tmpdir = tempfile.mkdtemp(prefix="distgnn-launch-")
-        out = os.path.join(self._tmpdir, "parts")
+        if self.log.path:  # kept beside the run's figures (and its final checkpoint): see _attempt
+            out = os.path.join(self.log.path, "parts")
+            if os.path.exists(os.path.join(out, "manifest.json")):  # a resumed run: the same partition
+                return out
+        else:
+            self._tmpdir = tempfile.mkdtemp(prefix="distgnn-launch-")
+            out = os.path.join(self._tmpdir, "parts")
         data = sbm(seed=c.seed)
         t0 = time.perf_counter()
         m = partition(data, num_parts=c.workers, out=out, method="metis", seed=c.seed)
@@ -289,6 +294,16 @@ class Driver:
         self._started_ray = True
 
     def _start_group(self, parts_dir: str, blocks: list[range], starts: list[int]) -> list[dict]:
+        joined = self._start_workers()
+        loaded = self._wait(
+            [a.load.remote(parts_dir, list(b), starts, self._manifest) for a, b in zip(self._actors, blocks)],
+            "loading the parts"
+        )
+        return [{**j, **w} for j, w in zip(joined, loaded)]
+
+    def _start_workers(self) -> list[dict]:
+        """Reserve the placement group, start the worker actors and join them in a process group;
+        returns what every worker's ``join`` said (rank order). Parts are not loaded yet."""
         import ray
         from ray.util.placement_group import placement_group
         from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
@@ -322,11 +337,7 @@ class Driver:
         host, port = self._wait([self._actors[0].rendezvous.remote()], "rendezvous")[0]
         joined = self._wait([a.join.remote(host, port) for a in self._actors], "joining the process group")
         self.pids = [j["pid"] for j in joined]
-        loaded = self._wait(
-            [a.load.remote(parts_dir, list(b), starts, self._manifest) for a, b in zip(self._actors, blocks)],
-            "loading the parts"
-        )
-        return [{**j, **w} for j, w in zip(joined, loaded)]
+        return joined
 
     def _wait(self, futures: list, what: str, timeout: float | None = None) -> list:
         """All results of ``futures``; the first failure (or the timeout) raises at once."""
@@ -453,9 +464,12 @@ class Driver:
             self.log.epoch(stats)
             if c.checkpoint_dir and (epoch % c.checkpoint_every == 0 or epoch == c.epochs):
                 state = self._wait([self._actors[0].state.remote()], "checkpoint")[0]
-                state["config"] = _model_settings(c)
-                state["partition"] = self._partition_digest
-                save_checkpoint(c.checkpoint_dir, state)
+                save_checkpoint(c.checkpoint_dir, self._checkpoint_state(state, workers))
+            elif c.parts is None and self.log.path and epoch == c.epochs:
+                # the built-in demo: its partition is kept in the run directory, and so is the final
+                # model, so that python -m distgnn.predict --checkpoint RUN_DIR can follow
+                state = self._wait([self._actors[0].state.remote()], "checkpoint")[0]
+                save_checkpoint(self.log.path, self._checkpoint_state(state, workers))
             if self.on_epoch is not None:
                 self.on_epoch(stats)
             for callback in self.callbacks:
@@ -464,6 +478,15 @@ class Driver:
         result.digests = self._wait([a.digest.remote() for a in self._actors], "comparing replicas")
         if len(set(result.digests)) != 1:
             raise LaunchError(f"replicas diverged: parameter digests {sorted(set(result.digests))}")
+
+    def _checkpoint_state(self, state: dict, workers: list[dict]) -> dict:
+        """A worker's state with what a reader needs to rebuild the model: the model settings,
+        the partition's manifest digest and the model's ``channels`` ``[F, C]``."""
+        state["config"] = _model_settings(self.config)
+        state["partition"] = self._partition_digest
+        if workers and "features" in workers[0] and "classes" in workers[0]:
+            state["channels"] = [int(workers[0]["features"]), int(workers[0]["classes"])]
+        return state
 
     def _select(self, result: LaunchResult) -> None:
         """The reported metrics: the last evaluated epoch's, or (``select="best_val"``) those of

@@ -19,6 +19,10 @@ and tests may run it in any process that can join a ``torch.distributed`` group.
    success);
 5. ``state()`` / ``set_state()`` for checkpoints. The driver ends a worker by killing its actor.
 
+For exact inference (:mod:`distgnn.predict`) a worker instead runs ``load_inference`` (parts and
+the checkpoint's model, no optimiser), ``begin_inference``, ``inference_step`` per layer and
+``finish_inference`` (see :mod:`distgnn.predict.runner`).
+
 Gradient synchronisation: see :mod:`.replica` (one flat all-reduce per step; ``digest()``
 hashes the parameters so the driver can check that replicas stay bit-identical).
 
@@ -218,3 +222,28 @@ class Worker:
     def set_state(self, state: dict) -> None:
         self.replica.set_state(state)
         self.epoch = int(state["epoch"])
+
+    # -- exact inference (see distgnn.predict.runner) -----------------------------------------
+    def load_inference(self, parts_dir: str, part_ids: list[int], starts: list[int], manifest, state: dict,
+                       channels=None) -> dict:
+        """Load parts and the checkpoint's model for inference only (no optimiser). Collective."""
+        from ..predict.runner import load_inference
+
+        return load_inference(self, parts_dir, part_ids, starts, manifest, state, channels)
+
+    def begin_inference(self, batch_nodes: int | None, keep: tuple = ()) -> dict:
+        from ..predict.runner import begin_inference
+
+        return begin_inference(self, batch_nodes, keep)
+
+    def inference_step(self) -> dict:
+        """The next layer of the layer-wise run on every rank. Collective."""
+        from ..predict.runner import inference_step
+
+        return inference_step(self)
+
+    def finish_inference(self, directory: str | None, embed_step: int | None = None) -> dict:
+        """Write this worker's ``part-RANK.parquet`` into ``directory``; its metric sums."""
+        from ..predict.runner import finish_inference
+
+        return finish_inference(self, directory, embed_step)

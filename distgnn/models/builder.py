@@ -9,11 +9,19 @@ A model spec is one of
 * ``"package.module:function"``: the user's ``function(in_channels, out_channels) -> nn.Module``,
   imported;
 * a callable ``fn(in_channels, out_channels) -> nn.Module``.
+
+**Layer-wise protocol** (exact inference, :mod:`distgnn.predict`): :func:`layer_steps` returns the
+model's layer sequence as :class:`LayerStep` objects whose composition is the forward, so an
+evaluator can run layer 1 for every node, exchange halo rows, run layer 2, ..., keeping one
+layer's activations. The ready-made stacks (``gcn``, ``sage``, ``gat``) and :class:`LayerStack`
+implement it; a user module may too, with a method ``layer_steps() -> list[LayerStep]``; for any
+other module :func:`layer_steps` returns ``None`` (evaluators then run one whole forward).
 """
 from __future__ import annotations
 
 import importlib
 import inspect
+from dataclasses import dataclass
 from typing import Callable
 
 import torch.nn.functional as F
@@ -21,13 +29,87 @@ from torch import Tensor, nn
 
 from ..layers.utils import check_positive_int, check_rate, dropout as _dropout
 
-__all__ = ["LayerStack", "ModelError", "layer_names", "model_builder"]
+__all__ = ["CHUNKABLE_LAYERS", "LayerStack", "LayerStep", "ModelError", "layer_names", "layer_steps", "model_builder"]
 
 # layers whose output width is their input width (AGNNConv, CrystalConv) or at least it
 # (GatedGraphConv pads its input): the stack projects the input to ``hidden`` and ends in a Linear head
 _WIDTH_KEEPING = ("AGNNConv", "CrystalConv", "GatedGraphConv")
 # constructor arguments the stack supplies when the user does not
 _DEFAULT_ARGS = {"GatedGraphConv": {"n_layers": 2}}
+
+
+# single-hop layers that read only the in-edges of the rows they compute, once, and whole-graph
+# in-degrees (no out-degrees, reverse edges or global sums): a layer-wise evaluator may run them on
+# a chunk of destination rows with their in-neighbours (tests/predict checks each one)
+CHUNKABLE_LAYERS = ("GCNConv", "GraphSageConv", "GATConv")
+
+
+@dataclass(frozen=True)
+class LayerStep:
+    """One step of a model's layer sequence: applying a model's steps in order IS its forward.
+
+    ``run(x, graph, e) -> (x', e')``: ``x [N, F] -> [N, F']`` (the step's activation, what
+    ``--embeddings`` exports), ``e``: edge features ``[E, S]`` or ``None``, passed on (layers that
+    update edge features return new ones).
+
+    Attributes:
+        name: for progress lines (``"GCNConv 1"``, ``"head"``).
+        run: the callable above; it reads ``self.training`` of its module (dropout), like forward.
+        uses_graph: ``False`` for per-node steps (a Linear head): no neighbour rows, no exchange.
+        chunkable: the step reads neighbour rows only through ONE single-hop layer of
+            :data:`CHUNKABLE_LAYERS` and no edge features, so it may run on a chunk of destination
+            rows and their in-neighbours (:mod:`distgnn.predict.inference`); otherwise an evaluator
+            runs it on the whole part (halo exchange inside the layer, as in forward).
+    """
+
+    name: str
+    run: Callable
+    uses_graph: bool = True
+    chunkable: bool = False
+
+
+def _conv_step(name: str, conv: nn.Module, rate: float, module: nn.Module, act=None, pre=None,
+               takes_edges: bool = False) -> LayerStep:
+    """``x -> [pre] -> dropout -> conv -> [act]`` as a :class:`LayerStep` (edge features passed on)."""
+
+    def run(x: Tensor, graph, e: Tensor | None = None):
+        if pre is not None:
+            x = pre(x)  # (N, hidden)
+        x = _dropout(x, rate, module.training)
+        out = conv(x, graph, e=e) if takes_edges else conv(x, graph)
+        x, e = out if isinstance(out, tuple) else (out, e)  # (N, width), (E, S')
+        return (act(x) if act is not None else x), e
+
+    chunkable = type(conv).__name__ in CHUNKABLE_LAYERS and not takes_edges
+    return LayerStep(name, run, uses_graph=True, chunkable=chunkable)
+
+
+def _node_step(name: str, fn: Callable[[Tensor], Tensor]) -> LayerStep:
+    return LayerStep(name, lambda x, graph=None, e=None: (fn(x), e), uses_graph=False, chunkable=True)
+
+
+def layer_steps(model: nn.Module) -> list[LayerStep] | None:
+    """The layer sequence of ``model`` (see :class:`LayerStep`), or ``None`` when it exposes none.
+
+    Known: :class:`~distgnn.models.GCN`, :class:`~distgnn.models.GraphSAGE`,
+    :class:`~distgnn.models.GAT`, :class:`LayerStack`, and any module with a ``layer_steps()``
+    method (the protocol; it must return steps whose composition equals its forward).
+    """
+    from . import GAT, GCN, GraphSAGE
+
+    own = getattr(model, "layer_steps", None)
+    if callable(own):
+        return list(own())
+    if isinstance(model, (GCN, GAT, GraphSAGE)):
+        steps, last = [], len(model.convs) - 1
+        for i, conv in enumerate(model.convs):
+            sage = isinstance(model, GraphSAGE)
+            act = F.relu if sage else (model.hidden_activation if i < last else None)
+            steps.append(_conv_step(f"{type(conv).__name__} {i + 1}", conv, model.dropout, model, act))
+        if isinstance(model, GraphSAGE):
+            steps.append(_node_step("head", model.head))
+        return steps
+    return None
 
 
 class ModelError(ValueError):
@@ -156,6 +238,20 @@ class LayerStack(nn.Module):
         if self.head is not None:
             x = self.head(x)  # (N, out_channels)
         return x
+
+    def layer_steps(self) -> list[LayerStep]:
+        """The stack as :class:`LayerStep` objects (the layer-wise protocol): one per convolution
+        (the input projection, when there is one, runs inside the first), then the head."""
+        steps, last = [], len(self.convs) - 1
+        for i, conv in enumerate(self.convs):
+            pre = None
+            if i == 0 and self.input is not None:
+                pre = lambda x: F.relu(self.input(_dropout(x, self.dropout, self.training)))  # noqa: E731
+            act = F.relu if (i < last or self.head is not None) else None
+            steps.append(_conv_step(f"{self.layer_name} {i + 1}", conv, self.dropout, self, act, pre, self.takes_edges))
+        if self.head is not None:
+            steps.append(_node_step("head", self.head))
+        return steps
 
     def extra_repr(self) -> str:
         return f"layer={self.layer_name}, hidden={self.hidden}, num_layers={self.num_layers}, dropout={self.dropout}"
