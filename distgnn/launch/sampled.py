@@ -25,6 +25,7 @@ batch ``k`` trains, and its collectives never interleave with the main thread's 
 from __future__ import annotations
 
 import queue
+import socket
 import threading
 import time
 
@@ -238,9 +239,18 @@ class SampledDriver:
 
         self.train_ids = torch.from_numpy(np.sort(np.concatenate([w.pop("train_ids") for w in loaded])))
         self.starts = starts
+        here = socket.gethostname()  # workers on this machine: their RSS goes into the progress lines
+        self.local_pids = [w["pid"] for w in loaded if w.get("pid") and w.get("host") == here]
+
+    def _worker_rss(self) -> int | None:
+        """The largest resident set among the workers on this machine (``None``: none readable)."""
+        from ..progress import rss_bytes
+
+        sizes = [r for r in map(rss_bytes, getattr(self, "local_pids", ())) if r is not None]
+        return max(sizes) if sizes else None
 
     def run(self, epoch: int, evaluate: bool, call) -> EpochStats:
-        from tqdm import tqdm
+        from ..progress import ProgressLine
 
         c = self.config
         t0 = time.perf_counter()
@@ -249,8 +259,9 @@ class SampledDriver:
         per_worker, steps = split_seeds(order, self.starts, c.batch_size)
         call("begin", [(epoch, (s.numpy(), steps)) for s in per_worker])
         chunk = max(1, -(-steps // 20))
-        with tqdm(total=steps, desc=f"epoch {epoch}", unit="step", leave=False,
-                  disable=None if self.progress else True) as bar:
+        # a bar on a terminal, else a line every 30 s (steps/s, ETA, the workers' memory) for a job's log
+        with ProgressLine(f"epoch {epoch}", total=steps, unit="step", disable=not self.progress,
+                          memory=self._worker_rss, memory_label="worker RSS max") as bar:
             left = steps
             while left > 0:
                 left = call("run_steps", [(chunk,)] * c.workers)[0]

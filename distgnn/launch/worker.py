@@ -124,6 +124,7 @@ class Worker:
 
         ``manifest``: the partition's manifest as the driver read it (``None``: read it here)."""
         from ..partition import load_manifest, load_part
+        from ..progress import ProgressLine
         from .epochs import epochs_for, resolve_task
         from .replica import Replica, accepts_edge_features
         from .shard import build_graph, check_columns, merge_parts
@@ -133,7 +134,11 @@ class Worker:
         if manifest is None:
             manifest = load_manifest(parts_dir)
             check_columns(manifest, parts_dir)
-        parts = [load_part(parts_dir, k, manifest) for k in part_ids]
+        parts = []
+        with ProgressLine(f"worker {self.rank}: loading parts", total=len(part_ids), unit="part") as bar:
+            for k in part_ids:  # a line every 30 s in the job's log (a terminal gets no bar from an actor)
+                parts.append(load_part(parts_dir, k, manifest))
+                bar.update()
         shard = merge_parts(parts, self.rank, starts)
         del parts
         read_s = time.perf_counter() - t0

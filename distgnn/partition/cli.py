@@ -123,9 +123,11 @@ def _columns(value: str | None):
 
 
 def _tqdm_progress(stage: str, total: int | None = None, unit: str = "edges"):
-    from tqdm import tqdm
+    """A bar per stage on a terminal; without one, a line every 30 s and one when a stage of a second or
+    more ends (:mod:`distgnn.progress`), so a batch job's log shows the run alive."""
+    from ..progress import stage_progress
 
-    return tqdm(total=total, desc=stage, unit=unit, unit_scale=True, leave=False, file=sys.stderr, dynamic_ncols=True)
+    return stage_progress(stage, total=total, unit=unit)
 
 
 def _peak_memory_mib() -> float:
@@ -157,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     if argv and argv[0] == "verify":
         return _verify_main(argv[1:])
     args = _build_parser().parse_args(argv)
-    progress = _tqdm_progress if sys.stderr.isatty() and not args.quiet else no_progress
+    progress = no_progress if args.quiet else _tqdm_progress
     with _Logging(args.verbose):
         try:
             started = time.perf_counter()
@@ -245,7 +247,7 @@ def _verify_main(argv: list[str]) -> int:
     from .verify import verify
 
     args = _verify_parser().parse_args(argv)
-    progress = _tqdm_progress if sys.stderr.isatty() else no_progress
+    progress = _tqdm_progress
     with _Logging(args.verbose):
         try:
             report = verify(args.dir, checksums=not args.no_checksums, progress=progress)
