@@ -15,8 +15,10 @@ model on the subgraph (an ordinary :class:`~distgnn.graph.Graph`, seeds first), 
 of the seeds, and ONE all-reduce of the flat gradients with the seed count appended: gradients
 are divided by the global count, i.e. the gradient of the mean loss over the step's global batch.
 
-Edge features do not travel with sampled subgraphs: a model whose layers use them (a layer stack
-of an edge-feature layer) is refused at load; other models get no ``e=``.
+Edge features travel with the sampled subgraph when the partition has them and the model's
+``forward`` takes ``e``: :class:`~distgnn.sampling.EdgeFeatureFetcher` reads the rows of the sampled
+edges (by global edge id) from the workers storing them, in the same exchange round as the
+feature rows, and the model gets ``e=`` ``[E_sub, S]`` in the subgraph's edge order.
 
 Sampling and fetching run on the CPU over a gloo group of their own (also when training runs on
 a GPU with NCCL): with ``pipeline``, a background thread samples and fetches batch ``k + 1`` while
@@ -58,14 +60,11 @@ class SampledEpochs:
     epoch's batches."""
 
     def __init__(self, worker, shard):
-        from ..sampling import DistributedSampleFn, FeatureFetcher, IdMap, Topology, in_degree_hotness
+        from ..sampling import DistributedSampleFn, EdgeFeatureFetcher, FeatureFetcher, IdMap, Topology, in_degree_hotness
 
         c = worker.config
         self.worker = worker
         self.config = c
-        if "e" in worker.inputs and getattr(worker.replica.model, "takes_edges", False):
-            raise ValueError(f"--mode sampled does not carry edge features to the model yet, and {c.model_name} "
-                             "uses them; train it with --mode full")
         # sampling and feature fetching run on the CPU (topology and feature rows stay in host
         # memory; a batch moves to the device to train), over a gloo group of their own, so the
         # background thread's collectives never interleave with the gradient all-reduce
@@ -83,6 +82,10 @@ class SampledEpochs:
             else:
                 hot = self._prepass(torch.nonzero(shard.train_mask).view(-1) + shard.node_start)
         self.fetcher = FeatureFetcher(shard.x, self.starts, cache_mb=c.cache_mb, hotness=hot, group=self.group)
+        self.edge_fetcher = None
+        if "e" in worker.inputs:  # the partition has edge features and the model takes them
+            e = shard.edge_attr.unsqueeze(-1) if shard.edge_attr.dim() == 1 else shard.edge_attr  # (E_w, S)
+            self.edge_fetcher = EdgeFeatureFetcher(e, shard.eid, self.starts, group=self.group)
         self._thread = None
         self._queue = None
         self._train_ids = torch.nonzero(shard.train_mask).view(-1) + shard.node_start
@@ -119,8 +122,11 @@ class SampledEpochs:
                               seed=mix_seed(self.config.seed, self.epoch, step), id_map=self.id_map)
         t1 = time.perf_counter()
         x = self.fetcher.fetch(sub.node_ids)
+        e = None
+        if self.edge_fetcher is not None:  # rows of the sampled edges, read where they are stored
+            e = self.edge_fetcher.fetch(sub.eid, sub.node_ids.index_select(0, sub.edge_index[1]))  # (E_sub, S)
         t2 = time.perf_counter()
-        return sub, x, t1 - t0, t2 - t1
+        return sub, (x, e), t1 - t0, t2 - t1
 
     def _run_producer(self) -> None:
         try:
@@ -143,6 +149,8 @@ class SampledEpochs:
         self.batches = chunks + [empty] * (steps - len(chunks))
         self.step = 0
         self.fetcher.reset_stats()
+        if self.edge_fetcher is not None:
+            self.edge_fetcher.reset_stats()
         self.stats = dict(loss_sum=0.0, seeds=0, sample_s=0.0, fetch_s=0.0, wait_s=0.0, compute_s=0.0, sync_s=0.0,
                           sampled_edges=0, sampled_nodes=0)
         if self.config.pipeline:
@@ -166,7 +174,7 @@ class SampledEpochs:
         w = self.worker
         r = w.replica
         for _ in range(min(count, self.steps - self.step)):
-            sub, x, sample_s, fetch_s = self._next()
+            sub, (x, e), sample_s, fetch_s = self._next()
             st = self.stats
             st["sample_s"] += sample_s
             st["fetch_s"] += fetch_s
@@ -178,7 +186,8 @@ class SampledEpochs:
             loss = None
             if n_seeds:
                 seeds = sub.node_ids[:n_seeds]
-                out = r.model(x.to(w.device), Graph(sub.edge_index.to(w.device), int(sub.node_ids.numel())))
+                inputs = {} if e is None else {"e": e.to(w.device)}
+                out = r.model(x.to(w.device), Graph(sub.edge_index.to(w.device), int(sub.node_ids.numel())), **inputs)
                 y = w.y[(seeds - w.node_start).to(w.device)]
                 loss = w.task.loss(out[:n_seeds], y)
                 loss.backward()
@@ -206,7 +215,8 @@ class SampledEpochs:
             epoch=epoch, loss=float(total[0] / total[1]) if float(total[1]) else float("nan"),
             steps=self.steps, seeds=s["seeds"], sample_s=s["sample_s"], fetch_s=s["fetch_s"], wait_s=s["wait_s"],
             compute_s=s["compute_s"], sync_s=s["sync_s"], sampled_edges=s["sampled_edges"],
-            sampled_nodes=s["sampled_nodes"], hits=f.hits, misses=f.misses, bytes_fetched=f.bytes_fetched,
+            sampled_nodes=s["sampled_nodes"], hits=f.hits, misses=f.misses,
+            bytes_fetched=f.bytes_fetched + (self.edge_fetcher.bytes_fetched if self.edge_fetcher is not None else 0),
             bytes_saved=f.bytes_saved, halo_bytes=w.graph.exchange.bytes_sent,
         )
         if float(total[1]):

@@ -4,11 +4,13 @@ Single process: :class:`Topology`, :func:`sample_neighbors`, :func:`sample_subgr
 :class:`NeighborSampler`, returning a :class:`SampledSubgraph` (seeds first; an ordinary graph
 every layer runs on). Across processes (``torch.distributed``, one process per part, parts owning
 contiguous id ranges): :class:`DistributedSampleFn` (sampling equal to the single-process result
-sample for sample) and :class:`FeatureFetcher` (rows of sampled nodes, with a cache of remote rows).
+sample for sample) and :class:`FeatureFetcher` (rows of sampled nodes, with a cache of remote rows);
+:class:`EdgeFeatureFetcher` (rows of sampled edges, from the part storing them).
 
 Importing this package loads neither Ray nor Arrow.
 """
-from .distributed import DistributedSampleFn, FeatureFetcher, access_counts, in_degree_hotness, owner_of
+from .distributed import (DistributedSampleFn, EdgeFeatureFetcher, FeatureFetcher, access_counts, in_degree_hotness,
+                          owner_of)
 from .neighbor import (
     IdMap,
     NeighborSampler,
@@ -23,6 +25,7 @@ from .neighbor import (
 __all__ = [
     "DistributedSampleFn",
     "FeatureFetcher",
+    "EdgeFeatureFetcher",
     "access_counts",
     "in_degree_hotness",
     "owner_of",

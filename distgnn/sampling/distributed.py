@@ -21,7 +21,11 @@ call                  collectives
 sampling, per hop     request counts, request ids; reply edge counts per node, reply edges
                       ``[M, 2]`` (source id, edge id)
 ``fetch``             request counts, request ids; reply rows ``[R, *]``
+edge ``fetch``        request counts, request edge ids; reply rows ``[R, *]``
 ====================  =========================================================================
+
+:class:`EdgeFeatureFetcher` returns the feature rows of sampled edges (by global edge id) from the
+part that stores them: the owner of the edge's target, which holds its in-edges.
 
 Both are collective and run in lockstep: every rank must call them the same number of times (a
 rank with nothing to ask still calls, with an empty frontier or an empty ``node_ids``), with rows
@@ -38,7 +42,8 @@ from torch import Tensor
 from ..collectives import all_to_all_rows, exchange_ids, owner_of
 from .neighbor import Topology, check_fanout, sample_positions
 
-__all__ = ["DistributedSampleFn", "FeatureFetcher", "owner_of", "check_starts", "in_degree_hotness", "access_counts"]
+__all__ = ["DistributedSampleFn", "FeatureFetcher", "EdgeFeatureFetcher", "owner_of", "check_starts",
+           "in_degree_hotness", "access_counts"]
 
 
 def check_starts(starts: Tensor | Sequence[int], world_size: int, name: str = "starts") -> Tensor:
@@ -295,6 +300,59 @@ class FeatureFetcher:
             f"FeatureFetcher(rank={self.rank}/{self.world_size}, owned={self.x.shape[0]}, "
             f"cache_size={self.cache_size}, hit_rate={self.hit_rate:.3f})"
         )
+
+
+class EdgeFeatureFetcher:
+    """``e[eid]`` for global edge ids, each row read where the edge is stored: the owner of its target.
+
+    Args:
+        e: ``[E_owned, *]`` feature rows of the edges stored here (the in-edges of this rank's nodes).
+        eid: ``[E_owned]`` their global edge ids (distinct).
+        starts: ``[world_size + 1]`` the parts' node id ranges.
+        group: the process group (default: the world).
+
+    :meth:`fetch` is collective (every rank calls it, also with no edge). ``bytes_fetched`` counts
+    the bytes of rows received from other ranks since :meth:`reset_stats`.
+    """
+
+    def __init__(self, e: Tensor, eid: Tensor, starts: Tensor | Sequence[int], *, group=None):
+        self.rank, self.world_size = _group_info(group)
+        self.group = group
+        self.starts = check_starts(starts, self.world_size)
+        if not isinstance(e, Tensor) or not isinstance(eid, Tensor) or eid.dim() != 1 or e.shape[:1] != eid.shape:
+            raise ValueError(f"EdgeFeatureFetcher: e must be [E, *] and eid [E] for the same E, got "
+                             f"{tuple(getattr(e, 'shape', ()))} and {tuple(getattr(eid, 'shape', ()))}")
+        eid = eid.to(device=e.device, dtype=torch.long)
+        self.e = e
+        self._order = torch.argsort(eid)
+        self._sorted = eid.index_select(0, self._order)  # (E_owned,) searched with searchsorted
+        self._starts_dev = self.starts.to(e.device)
+        self.row_bytes = _row_bytes(e)
+        self.reset_stats()
+
+    def reset_stats(self) -> None:
+        self.bytes_fetched = 0
+
+    def fetch(self, eid: Tensor, dst: Tensor) -> Tensor:
+        """``[m, *]`` rows of the edges ``eid [m]`` whose targets are the global nodes ``dst [m]``."""
+        eid = eid.to(device=self.e.device, dtype=torch.long)
+        owner = owner_of(dst.to(device=self.e.device, dtype=torch.long), self._starts_dev)
+        order = torch.argsort(owner, stable=True)
+        counts = torch.bincount(owner, minlength=self.world_size)
+        asked, asked_counts = exchange_ids(eid.index_select(0, order), counts, self.group)
+        pos = torch.searchsorted(self._sorted, asked).clamp(max=max(self._sorted.numel() - 1, 0))
+        if asked.numel() and (self._sorted.numel() == 0 or bool((self._sorted.index_select(0, pos) != asked).any())):
+            raise ValueError(f"EdgeFeatureFetcher: rank {self.rank} was asked for edges it does not store "
+                             "(an edge's target must be owned by the rank that stores the edge)")
+        rows = self.e.index_select(0, self._order.index_select(0, pos))  # (A, *)
+        got = all_to_all_rows(rows, asked_counts, counts.tolist(), self.group)  # (m, *), grouped by owner
+        self.bytes_fetched += (got.shape[0] - int(counts[self.rank])) * self.row_bytes
+        out = torch.empty_like(got)
+        out[order] = got
+        return out
+
+    def __repr__(self) -> str:
+        return f"EdgeFeatureFetcher(rank={self.rank}/{self.world_size}, stored={self.e.shape[0]})"
 
 
 def _row_bytes(x: Tensor) -> int:

@@ -232,9 +232,16 @@ def test_launch_user_model_tasks_run_dir_and_callbacks(ray_session, tmp_path):
     res = launch(parts=parts, mode="sampled", batch_size=4, model="sage", run_dir="", **base)
     assert res.run_dir is None and 0 <= res.metrics["val_acc"] <= 1
 
-    # sampled subgraphs carry no edge features: a stack of an edge-feature layer is refused at load
-    with pytest.raises(LaunchError, match="--mode sampled does not carry edge features .* ECCConv"):
-        launch(parts=reg, model="ECCConv", task="node-regression", mode="sampled", run_dir="", **base)
+    # sampled subgraphs carry the features of their edges (read where each edge is stored): with
+    # fan-outs above every degree and one batch per epoch, sampled training of an edge-feature
+    # layer takes exactly the full-graph steps
+    ck = tmp_path / "ck-ecc"
+    launch(parts=reg, model="ECCConv", task="node-regression", mode="sampled", fanouts=(100, 100), batch_size=1000,
+           hidden=HIDDEN, dropout=0.0, run_dir="", checkpoint_dir=str(ck), **base)
+    want, _ = reference(reg, "ECCConv", "node-regression")
+    state = load_checkpoint(os.path.join(ck, "checkpoint-000003.pt"))
+    for k, v in want.items():
+        torch.testing.assert_close(state["model"][k], v, atol=2e-5, rtol=1e-4, msg=lambda m: f"ECCConv {k}: {m}")
 
     # labels are checked at load (Task.validate): a refusal stops the run before epoch 1, never retried
     refusing = custom_task(_sq_loss, _abs_error, names=("abs_error",), out_channels=1, validate=_refuse_labels)

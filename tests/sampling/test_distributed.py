@@ -3,7 +3,8 @@
 The central check, as for the halo exchange: every rank's sampled subgraph equals the one a single
 process sampling the whole graph returns (node ids, edges, edge ids, identical), including a rank
 owning no node and a rank with no seeds; fetched rows equal the original rows with and without a
-cache, and the cache counters are exact.
+cache, and the cache counters are exact; the rows of the sampled edges, fetched from the ranks
+storing them (the owners of their targets), equal the original edge rows.
 """
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ import numpy as np
 import pytest
 import torch
 
-from distgnn.sampling import DistributedSampleFn, FeatureFetcher, NeighborSampler, Topology, access_counts
+from distgnn.sampling import (DistributedSampleFn, EdgeFeatureFetcher, FeatureFetcher, NeighborSampler, Topology,
+                              access_counts)
 from tests.graphs import random_graph
 from tests.launch.spawn import run_ranks
 
@@ -40,6 +42,11 @@ def features(trailing=(3,)):
     for d in trailing:
         n *= d
     return (torch.arange(N * n, dtype=torch.float64).view((N,) + trailing) * 0.5 - 7.0)
+
+
+def edge_rows():
+    e = graph()[0].shape[1]
+    return torch.arange(e * 2, dtype=torch.float32).view(e, 2) - 100.0
 
 
 def _rank(rank: int, world: int, starts: list[int]):
@@ -71,6 +78,13 @@ def _rank(rank: int, world: int, starts: list[int]):
         rows = [f.fetch(ids).numpy() for ids in node_ids]
         out[name] = (rows, f.cache_ids.numpy(), f.hits, f.misses, f.bytes_fetched, f.bytes_saved, f.hit_rate,
                      f.cache_fill_bytes, score.numpy())
+    # edge rows: each stored with its target's owner, fetched by global edge id (an empty list too)
+    e_all = edge_rows()
+    ef = EdgeFeatureFetcher(e_all[keep], torch.arange(ei.shape[1])[keep], starts)
+    subs = out["subgraphs"]
+    out["edge_rows"] = [ef.fetch(torch.from_numpy(s[2]), torch.from_numpy(s[0][s[1][1]])).numpy() for s in subs]
+    out["edge_bytes"] = ef.bytes_fetched
+    out["edge_empty"] = ef.fetch(torch.zeros(0, dtype=torch.long), torch.zeros(0, dtype=torch.long)).shape
     # the fetch of an empty id list still takes part in the collective
     out["empty"] = plain.fetch(torch.zeros(0, dtype=torch.long)).shape
     try:
@@ -133,6 +147,12 @@ def test_distributed_equals_single_process_and_fetch_is_exact(tmp_path, starts):
             assert rate == pytest.approx(want_hits / n_remote if n_remote else 0.0)
             if name == "counts" and cand.size:
                 assert hits > 0  # the pre-pass cache sees the nodes it was built from
+        e_all = edge_rows().numpy()
+        for (ids, edge_index, eid, _), got in zip(res["subgraphs"], res["edge_rows"]):
+            assert np.array_equal(got, e_all[eid])
+        sub_dst = [s[0][s[1][1]] for s in res["subgraphs"]]
+        assert res["edge_bytes"] == sum(int(((d < lo) | (d >= hi)).sum()) for d in sub_dst) * 8
+        assert res["edge_empty"] == (0, 2)
         assert res["empty"] == (0, 3)
         assert len(res["fetch_errors"]) == 3
         assert "a cache needs hotness [N] = [40]" in res["fetch_errors"][0]
