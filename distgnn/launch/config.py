@@ -89,6 +89,12 @@ class RunConfig:
             loss: the regression loss (``"mse"``, ``"l1"``); select: ``"last"`` reports the last
             evaluated epoch, ``"best_val"`` the epoch with the best validation primary metric.
         epochs, lr (``None``: 0.005 for gat, else 0.01), weight_decay, seed.
+    Link prediction (``task="link-prediction"``, on a partition with an edge split; see
+    :mod:`distgnn.launch.link`): ``model`` is the encoder (embeddings of width ``hidden``,
+    default 64); decoder: ``"dot"`` or ``"mlp"`` (on ``h_u * h_v``); negatives: ``k`` per
+    training edge; neg_sampling: ``"corrupt-dst"`` (keep the source) or ``"uniform"``;
+    exclude_positives: redraw negatives that are training edges. ``batch_size`` counts
+    positive edges in sampled mode.
     Placement:
         workers: Ray actors, one per device; each holds a consecutive block of parts.
         gpus_per_worker: ``0`` trains on CPU (gloo); ``1`` gives each worker a GPU (NCCL).
@@ -148,6 +154,10 @@ class RunConfig:
     layer_args: dict | None = None
     select: str = "last"
     run_dir: str | None = None
+    decoder: str = "dot"
+    negatives: int = 1
+    neg_sampling: str = "corrupt-dst"
+    exclude_positives: bool = False
 
     def __post_init__(self) -> None:
         def positive_int(name: str, minimum: int = 1) -> None:
@@ -190,6 +200,14 @@ class RunConfig:
             raise ValueError(f"cache_policy must be 'degree' or 'prepass', got {self.cache_policy!r}")
         if not self.cache_mb >= 0:
             raise ValueError(f"cache_mb must be >= 0, got {self.cache_mb!r}")
+        positive_int("negatives")
+        from ..models.link import DECODERS
+        from ..sampling.negative import NEG_MODES
+
+        if self.decoder not in DECODERS:
+            raise ValueError(f"decoder must be one of {', '.join(DECODERS)}, got {self.decoder!r}")
+        if self.neg_sampling not in NEG_MODES:
+            raise ValueError(f"neg_sampling must be one of {', '.join(NEG_MODES)}, got {self.neg_sampling!r}")
         if self.resume and not self.checkpoint_dir:
             raise ValueError("resume needs a checkpoint directory (--checkpoint-dir)")
 

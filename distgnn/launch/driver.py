@@ -100,7 +100,7 @@ class LaunchResult:
 
 
 _MODEL_KEYS = ("model", "hidden", "num_layers", "dropout", "lr", "weight_decay", "seed", "parts")
-_NEWER_KEYS = ("layer_args", "task", "loss")  # compared only when the checkpoint has them
+_NEWER_KEYS = ("layer_args", "task", "loss", "decoder")  # compared only when the checkpoint has them
 
 
 def _model_settings(c: RunConfig) -> dict:
@@ -171,7 +171,7 @@ class Driver:
         self.attempt = 0
         self.state = RunState.STARTING
         self.policy = FailurePolicy(config.max_restarts)
-        _, driver_epochs = epochs_for(config.mode)
+        _, driver_epochs = epochs_for(config.mode, config.task)
         self._epochs = driver_epochs(config, progress=progress)
         self._actors: list = []
         self._pg = None
@@ -220,7 +220,7 @@ class Driver:
         except ValueError as err:
             raise LaunchError(f"{parts_dir}: {err}") from None
         try:
-            check_columns(manifest, parts_dir)
+            check_columns(manifest, parts_dir, c.task)
         except ValueError as err:
             raise LaunchError(str(err)) from None
         self._manifest = manifest

@@ -45,8 +45,15 @@ class DriverEpochs(Protocol):
     def run(self, epoch: int, evaluate: bool, call: Callable) -> EpochStats: ...
 
 
-def epochs_for(mode: str):
-    """``(worker implementation class, driver implementation class)`` of ``mode``."""
+def epochs_for(mode: str, task=None):
+    """``(worker implementation class, driver implementation class)`` of ``mode`` (and of the
+    task: link prediction trains on edges, :mod:`.link`)."""
+    from .link import is_link_task
+
+    if is_link_task(task) and mode in ("full", "sampled"):
+        from .link import LinkFullDriver, LinkFullEpochs, LinkSampledDriver, LinkSampledEpochs
+
+        return (LinkFullEpochs, LinkFullDriver) if mode == "full" else (LinkSampledEpochs, LinkSampledDriver)
     if mode == "full":
         from .full import FullDriver, FullEpochs
 

@@ -35,8 +35,19 @@ __all__ = ["Shard", "assign_parts", "merge_parts", "build_graph", "check_columns
 REQUIRED_COLUMNS = {"features": "x", "label": "y", "train_mask": "train_mask"}
 
 
-def check_columns(manifest, where: str) -> None:
-    """Raise :class:`ValueError` when the partition lacks a column training needs (one line)."""
+def check_columns(manifest, where: str, task=None) -> None:
+    """Raise :class:`ValueError` when the partition lacks a column training needs (one line).
+
+    Link prediction (``task``) needs the features and an edge split, no labels or masks."""
+    from .link import is_link_task
+
+    if is_link_task(task):
+        if manifest.node_field("features") is None:
+            raise ValueError(f"{where}: the partition has no features column; link prediction needs node features")
+        if getattr(manifest, "link_split", None) is None:
+            raise ValueError(f"{where}: the partition has no edge split; link prediction needs one (partition with "
+                             "--edge-split 0.85,0.05,0.10, or an edge table with a split column)")
+        return
     missing = [f for f in REQUIRED_COLUMNS if manifest.node_field(f) is None]
     if missing:
         raise ValueError(f"{where}: the partition has no {', '.join(missing)} column(s); training needs "

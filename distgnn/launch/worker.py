@@ -131,17 +131,23 @@ class Worker:
 
         t0 = time.perf_counter()
         c = self.config
+        from .link import is_link_task, load_link, merge_link_edges
+
         if manifest is None:
             manifest = load_manifest(parts_dir)
-            check_columns(manifest, parts_dir)
+            check_columns(manifest, parts_dir, c.task)
         parts = []
         with ProgressLine(f"worker {self.rank}: loading parts", total=len(part_ids), unit="part") as bar:
             for k in part_ids:  # a line every 30 s in the job's log (a terminal gets no bar from an actor)
                 parts.append(load_part(parts_dir, k, manifest))
                 bar.update()
         shard = merge_parts(parts, self.rank, starts)
+        link_edges = merge_link_edges(parts) if is_link_task(c.task) else None
         del parts
         read_s = time.perf_counter() - t0
+        if link_edges is not None:  # training on edges: its own loading (graph, candidates, model, epochs)
+            self.task = resolve_task(c.task, c.loss)
+            return {**load_link(self, shard, link_edges, read_s, t0), "parts": list(part_ids)}
         self.graph = build_graph(shard, device=self.device)
         self.node_start = shard.node_start
         dev = self.device
