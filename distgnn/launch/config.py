@@ -90,8 +90,8 @@ class RunConfig:
             evaluated epoch, ``"best_val"`` the epoch with the best validation primary metric.
         epochs, lr (``None``: 0.005 for gat, else 0.01), weight_decay, seed.
     Link prediction (``task="link-prediction"``, on a partition with an edge split; see
-    :mod:`distgnn.launch.link`): ``model`` is the encoder (embeddings of width ``hidden``,
-    default 64); decoder: ``"dot"`` or ``"mlp"`` (on ``h_u * h_v``); negatives: ``k`` per
+    :mod:`distgnn.launch.link`): ``model`` is the encoder; embedding_dim: its output width
+    (default 64); decoder: ``"dot"`` or ``"mlp"`` (on ``h_u * h_v``); negatives: ``k`` per
     training edge; neg_sampling: ``"corrupt-dst"`` (keep the source) or ``"uniform"``;
     exclude_positives: redraw negatives that are training edges. ``batch_size`` counts
     positive edges in sampled mode.
@@ -155,6 +155,7 @@ class RunConfig:
     select: str = "last"
     run_dir: str | None = None
     decoder: str = "dot"
+    embedding_dim: int | None = None
     negatives: int = 1
     neg_sampling: str = "corrupt-dst"
     exclude_positives: bool = False
@@ -201,6 +202,8 @@ class RunConfig:
         if not self.cache_mb >= 0:
             raise ValueError(f"cache_mb must be >= 0, got {self.cache_mb!r}")
         positive_int("negatives")
+        if self.embedding_dim is not None:
+            positive_int("embedding_dim")
         from ..models.link import DECODERS
         from ..sampling.negative import NEG_MODES
 

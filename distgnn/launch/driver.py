@@ -100,7 +100,7 @@ class LaunchResult:
 
 
 _MODEL_KEYS = ("model", "hidden", "num_layers", "dropout", "lr", "weight_decay", "seed", "parts")
-_NEWER_KEYS = ("layer_args", "task", "loss", "decoder")  # compared only when the checkpoint has them
+_NEWER_KEYS = ("layer_args", "task", "loss", "decoder", "embedding_dim")  # compared only when the checkpoint has them
 
 
 def _model_settings(c: RunConfig) -> dict:

@@ -53,7 +53,7 @@ __all__ = ["LINK_TASK", "is_link_task", "load_link", "LinkFullEpochs", "LinkSamp
            "DEFAULT_EMBEDDING"]
 
 LINK_TASK = "link-prediction"
-DEFAULT_EMBEDDING = 64  # embedding width when --hidden is not given
+DEFAULT_EMBEDDING = 64  # embedding width when embedding_dim is not given
 EVAL_SPLITS = ((1, "val"), (2, "test"))
 LINK_COLUMNS = ("src", "dst", "split", "label", "query")
 
@@ -76,14 +76,15 @@ def merge_link_edges(parts) -> dict[str, Tensor]:
 
 # -- loading ------------------------------------------------------------------------------------------
 def build_link_model(config, in_channels: int, edge_dim: int):
-    """The :class:`~distgnn.models.LinkModel` of ``config``: the encoder ``config.model`` of width
-    ``D = hidden`` (default :data:`DEFAULT_EMBEDDING`) and the decoder ``config.decoder``. A
-    builder that already returns a model with ``score`` is used as it is."""
+    """The :class:`~distgnn.models.LinkModel` of ``config``: the encoder ``config.model`` with
+    output width ``D = embedding_dim`` (default :data:`DEFAULT_EMBEDDING`) and the decoder
+    ``config.decoder``, built as :func:`distgnn.train.link.link_model` builds it in one process.
+    A builder that already returns a model with ``score`` is used as it is."""
     from ..models import model_builder
     from ..models.link import LinkModel, make_decoder
 
     c = config
-    dim = c.hidden if c.hidden is not None else DEFAULT_EMBEDDING
+    dim = c.embedding_dim if c.embedding_dim is not None else DEFAULT_EMBEDDING
     encoder = model_builder(c.model, hidden=c.hidden, num_layers=c.num_layers, dropout=c.dropout,
                             layer_args=c.layer_args, edge_dim=edge_dim)(in_channels, dim)
     if hasattr(encoder, "score"):
@@ -379,6 +380,9 @@ class LinkSampledEpochs:
         if "e" in worker.inputs and getattr(worker.replica.model, "takes_edges", False):
             raise ValueError(f"--mode sampled does not carry edge features to the model yet, and {c.model_name} "
                              "uses them; train it with --mode full")
+        if c.cache_mb > 0 and c.cache_policy == "prepass":
+            raise ValueError("--cache-policy prepass measures node seeds; link prediction caches by in-degree "
+                             "(use --cache-policy degree)")
         self.group = dist.new_group(backend="gloo")  # sampling, negatives and features: their own group
         topo = Topology.from_edge_index(shard.edge_index, shard.node_start, shard.num_nodes, shard.eid)
         self.starts = list(shard.starts)
