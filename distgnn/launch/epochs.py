@@ -74,11 +74,14 @@ def resolve_task(spec, loss: str | None = None):
 
 def evaluate_sums(worker) -> torch.Tensor:
     """The task's metric sums of every split, this rank's rows: ``[3 * K]`` float64 (train, val,
-    test). The model runs in eval mode on the whole partition (a collective: halo exchange)."""
-    model = worker.replica.model
-    model.eval()
-    with torch.no_grad():
-        out = model(worker.x, worker.graph, **worker.inputs)
+    test). The model runs in eval mode on the whole partition through the exact inference path of
+    ``python -m distgnn.predict`` (:class:`~distgnn.predict.inference.LayerwiseRun`: layer by
+    layer, one whole part per layer, the same operations as a forward; a whole forward for models
+    without the layer-wise protocol), so every mode -- sampled too -- reports the exact whole-graph
+    metrics, and the final report is what ``distgnn.predict`` computes. Collective (halo exchange)."""
+    from ..predict.inference import LayerwiseRun
+
+    out = LayerwiseRun(worker.replica.model, worker.x, worker.graph, dict(worker.inputs)).run()  # (N_w, C)
     sums = [worker.task.metric_sums(out[worker.masks[s]], worker.y[worker.masks[s]]).to(torch.float64)
             for s in SPLITS]
     return torch.cat(sums)
