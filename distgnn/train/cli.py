@@ -17,10 +17,15 @@ from ..data.transforms import TRANSFORMS, default_transform, load_dataset
 from ..tasks import TASKS
 from .loop import EpochStats, TrainConfig, train
 from .options import (
+    LINK_DEFAULTS,
+    add_edge_split_options,
+    add_link_options,
     add_model_options,
     add_sampling_options,
     add_task_options,
     fanouts_from_text,
+    link_from_args,
+    link_model_from_args,
     model_from_args,
     task_from_args,
 )
@@ -45,6 +50,8 @@ def parser() -> argparse.ArgumentParser:
     add_model_options(p)
     add_task_options(p)
     add_sampling_options(p)
+    add_link_options(p)
+    add_edge_split_options(p)
     t = p.add_argument_group("optimisation")
     t.add_argument("--epochs", type=int, default=None, help="epochs (default: 200 on Planetoid, 100 otherwise)")
     t.add_argument("--lr", type=float, default=None, help="learning rate (default: 0.01; 0.005 for gat)")
@@ -60,6 +67,8 @@ def _fmt(metrics: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    if args.task == "link-prediction":
+        return _link_main(args)
     try:
         task = task_from_args(args)
         fanouts = fanouts_from_text(args.fanout)
@@ -109,4 +118,58 @@ def main(argv: list[str] | None = None) -> int:
         f"final: test {label} {result.test_acc:.4f}{others} (epoch {result.epoch}, train {result.train_acc:.4f}, "
         f"val {result.val_acc:.4f}) in {time.perf_counter() - t0:.1f} s"
     )
+    return 0
+
+
+def _link_main(args) -> int:
+    """``--task link-prediction``: split the edges, train :func:`~distgnn.train.link.train_link`, report."""
+    from ..data.links import parse_edge_split, split_links
+    from .link import train_link
+
+    try:
+        fanouts = fanouts_from_text(args.fanout)
+        if args.batch_size < 1:
+            raise ValueError(f"--batch-size must be positive, got {args.batch_size}")
+        if args.loss not in (None, "bce"):
+            raise ValueError(f"link-prediction: unknown loss {args.loss!r}; choose one of bce")
+        fractions = parse_edge_split(args.edge_split)
+        if args.eval_negatives < 0:
+            raise ValueError(f"--eval-negatives must be >= 0, got {args.eval_negatives}")
+        config = TrainConfig(
+            epochs=args.epochs if args.epochs is not None else LINK_DEFAULTS["epochs"],
+            lr=args.lr if args.lr is not None else LINK_DEFAULTS["lr"],
+            weight_decay=args.weight_decay, seed=args.seed, select=args.select,
+        )
+        link = link_from_args(args)
+        data = load_dataset(args.dataset, transform=args.transform or LINK_DEFAULTS["transform"], seed=args.seed)
+        if data.x is None:
+            raise DataError(f"{data.name}: link prediction needs node features x")
+        edge_dim = 0 if data.edge_attr is None else int(data.edge_attr.shape[1])
+        build = link_model_from_args(args, edge_dim=edge_dim)
+        train_data, split = split_links(data, fractions, seed=args.split_seed, eval_negatives=args.eval_negatives)
+    except (DataError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    c = split.counts()
+    mode = f"sampled (fan-out {args.fanout}, batch {args.batch_size})" if args.mode == "sampled" else "full-graph"
+    print(f"{data} (transforms: {', '.join(data.transforms) or 'none'})\nedge split {args.edge_split} (seed "
+          f"{args.split_seed}): {c['train']} train, {c['val']} val, {c['test']} test edges, {args.eval_negatives} "
+          f"negatives per evaluation edge\nmodel: {args.model} encoder, {args.decoder} decoder; task: link-prediction "
+          f"({link['negatives']} {link['neg_mode']} negatives per edge); {config.epochs} epochs, {mode}")
+
+    def show(s: EpochStats) -> None:
+        if not args.quiet:
+            val_m = _fmt({f"val {k}": v for k, v in s.val.items()})
+            print(f"epoch {s.epoch:4d}  loss {s.loss:.4f}  {val_m}  {1000 * s.seconds:7.1f} ms")
+
+    t0 = time.perf_counter()
+    try:
+        result = train_link(build, train_data, split, config, mode=args.mode, fanouts=fanouts,
+                            batch_size=args.batch_size, replace=args.replace, on_epoch=show, **link)
+    except (DataError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    others = "".join(f", {k} {v:.4f}" for k, v in result.test.items() if k != result.metric)
+    print(f"final: test {result.metric} {result.test_acc:.4f}{others} (epoch {result.epoch}, val "
+          f"{result.metric} {result.val_acc:.4f}) in {time.perf_counter() - t0:.1f} s")
     return 0
