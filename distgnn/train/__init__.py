@@ -1,5 +1,5 @@
-"""Single-process training: ``python -m distgnn.train`` and :func:`train` (any node-level task,
-any model; full-graph or sampled)."""
+"""Single-process training: ``python -m distgnn.train``, :func:`train` (any node-level task,
+any model; full-graph or sampled) and :func:`train_link` (link prediction)."""
 from .loop import (
     EpochStats,
     TrainConfig,
@@ -10,6 +10,7 @@ from .loop import (
     train_node_classifier,
     train_sampled,
 )
+from .link import evaluate_link, train_link
 
 __all__ = [
     "EpochStats",
@@ -20,4 +21,6 @@ __all__ = [
     "train_full",
     "train_node_classifier",
     "train_sampled",
+    "evaluate_link",
+    "train_link",
 ]
