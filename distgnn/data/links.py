@@ -18,8 +18,9 @@ keyed by ``(seed, query id, j)``, so evaluation is reproducible and independent 
 partitioned. Negatives are not filtered against the graph's edges (a random pair is an edge with
 probability ``E / N²``); this keeps them streamable.
 
-Query ids number the validation and test positives together, ``0, 1, ...`` in original edge-id
-order. The candidate table (:class:`LinkSplit`) lists, for each query in order, its positive then
+Training edges keep the input order and are renumbered ``0..E_train-1`` (their edge ids: a
+partition's ``eid`` column and the key of their training negatives). Query ids number the
+validation and test positives together, ``0, 1, ...`` in input order. The candidate table (:class:`LinkSplit`) lists, for each query in order, its positive then
 its ``k`` negatives.
 """
 from __future__ import annotations
@@ -155,8 +156,8 @@ class LinkSplit:
     Fields:
         train_edge_index ``[2, E_train]`` int64: the message-passing graph and the training
             positives (the input's training edges in input order).
-        train_eid ``[E_train]`` int64: each training edge's position in the input edge list (the
-            original edge id that keys its negatives).
+        train_eid ``[E_train]`` int64: the training edges' ids, ``0..E_train-1`` in input order
+            (the ``eid`` column a partition stores; the key of their training negatives).
         src, dst ``[M]`` int64: evaluation candidates, ``M = P * (1 + k)``: for each query its
             positive, then its ``k`` negatives.
         split ``[M]`` int8: 1 validation, 2 test (a negative takes its positive's split).
@@ -245,7 +246,7 @@ def split_links(
     table = candidate_table(src[evals], dst[evals], codes[evals], np.arange(evals.size, dtype=np.int64),
                             eval_negatives, max(data.num_nodes, 1), seed)
     keep = torch.from_numpy(train)
-    train_eid = torch.from_numpy(np.nonzero(train)[0].astype(np.int64))
+    train_eid = torch.arange(int(train.sum()), dtype=torch.long)
     edge_attr = data.edge_attr[keep] if data.edge_attr is not None else None
     train_data = data.with_(edge_index=data.edge_index[:, keep], edge_attr=edge_attr)
     split = LinkSplit(

@@ -105,7 +105,7 @@ def train_link(
             sampling with replacement (defaults ``(10, 10)``, 1024, False).
         negatives: ``k`` per positive (default 1); neg_mode: ``"corrupt-dst"`` (default) or
             ``"uniform"``; exclude_positives: redraw negatives that are training edges (default
-            False). Negatives are keyed by ``(config.seed, epoch, original edge id, j)``
+            False). Negatives are keyed by ``(config.seed, epoch, training edge id, j)``
             (:class:`~distgnn.sampling.negative.NegativeSampler`).
         decoder: ``"dot"`` (default) or ``"mlp"`` for encoders not already a LinkModel.
         hits_k: the K of Hits@K (default 50). on_epoch: called with every epoch's stats.
@@ -117,7 +117,7 @@ def train_link(
         positives; a batch's seeds are the sorted unique endpoints of its positives and
         negatives; the model runs on their sampled neighbourhood
         (:class:`~distgnn.sampling.NeighborSampler` keyed by ``mix_seed(seed, epoch, step)``,
-        edge ids = original edge ids) and scores from the seed rows. Positive edges are not
+        edge ids = ``split.train_eid``) and scores from the seed rows. Positive edges are not
         removed from their own batch's message-passing graph (as PyG's LinkNeighborLoader by
         default).
 
