@@ -28,7 +28,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-from ..launch.driver import Driver, _model_settings  # noqa: F401 - the keys a checkpoint's config holds
+from ..launch.driver import Driver
 from ..launch.errors import LaunchError
 
 log = logging.getLogger(__name__)
