@@ -6,7 +6,9 @@ Ray cluster with 2 workers and trains a 2-layer GCN, printing every epoch and th
 accuracy. ``--parts DIR`` trains on a partition written by ``python -m distgnn.partition``;
 ``--address auto`` joins a running Ray cluster (``ray start --head`` on one machine, ``ray start
 --address HEAD:6379`` on the others); without ``--address``, ``$RAY_ADDRESS`` is joined when set,
-as ``ray.init`` does.
+as ``ray.init`` does. ``--task link-prediction`` trains on the edges of a partition written with
+``--edge-split`` (the encoder is ``--model``; ``--decoder``, ``--negatives``, ... as in
+``python -m distgnn.train``, whose link defaults apply: a 128-wide gcn encoder without dropout).
 """
 from __future__ import annotations
 
@@ -17,17 +19,18 @@ from .config import RunConfig
 
 
 def parser() -> argparse.ArgumentParser:
-    from ..train.options import add_model_options, add_sampling_options, add_task_options
+    from ..train.options import add_link_options, add_model_options, add_sampling_options, add_task_options
 
     d = RunConfig()
     p = argparse.ArgumentParser(
         prog="python -m distgnn.launch",
         description="Train a GNN on a partitioned graph with one Ray worker per device (node classification, "
-                    "multi-label or node regression; any model of python -m distgnn.train).",
+                    "multi-label, node regression or link prediction; any model of python -m distgnn.train).",
     )
     p.add_argument("--parts", metavar="DIR", help="partition directory or URI (default: partition the built-in synthetic graph)")
     add_model_options(p)
     add_task_options(p)
+    add_link_options(p)
     add_sampling_options(p)
     g = p.add_argument_group("training")
     g.add_argument("--epochs", type=int, default=d.epochs, help=f"epochs (default: {d.epochs})")
@@ -69,12 +72,28 @@ def _name(metric: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ..train.options import fanouts_from_text, layer_args_from_text
+    from ..train.options import LINK_DEFAULTS, fanouts_from_text, layer_args_from_text
 
     args = parser().parse_args(argv)
+    task = args.task
+    if task == "link-prediction":  # the link defaults of python -m distgnn.train, where not given
+        from ..tasks import LinkPrediction
+
+        if args.hidden is None and args.model == "gcn":
+            args.hidden = LINK_DEFAULTS["hidden"]
+        if args.dropout is None:
+            args.dropout = LINK_DEFAULTS["dropout"]
+        if args.hits_k != 50:
+            try:
+                task = LinkPrediction(hits_k=args.hits_k)
+            except ValueError as exc:
+                print(f"error: --hits-k: {exc}", file=sys.stderr)
+                return 2
     try:
         config = RunConfig(
-            task=args.task, loss=args.loss, select=args.select, layer_args=layer_args_from_text(args.layer_args),
+            decoder=args.decoder, embedding_dim=args.embedding_dim, negatives=args.negatives,
+            neg_sampling=args.neg_sampling, exclude_positives=args.exclude_positives,
+            task=task, loss=args.loss, select=args.select, layer_args=layer_args_from_text(args.layer_args),
             run_dir=args.run_dir,
             mode=args.mode, fanouts=fanouts_from_text(args.fanout), batch_size=args.batch_size, replace=args.replace,
             cache_mb=args.cache_mb, cache_policy=args.cache_policy, pipeline=not args.no_pipeline,
@@ -115,8 +134,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from .epochs import epochs_for
 
-    mode = epochs_for(config.mode)[1](config).describe()
-    echo(f"model: {config.model_name}, task {config.task}, {config.workers} workers, {config.epochs} epochs, {mode}")
+    mode = epochs_for(config.mode, config.task)[1](config).describe()
+    echo(f"model: {config.model_name}, task {config.describe()['task']}, {config.workers} workers, {config.epochs} epochs, {mode}")
     try:
         result = launch(config, on_epoch=show, echo=echo, progress=not args.quiet)
     except LaunchError as exc:
@@ -129,8 +148,12 @@ def main(argv: list[str] | None = None) -> int:
     task = launch_task(config)
     m, key = result.metrics, task.primary
     at = f"epoch {result.best_epoch} of {result.epochs}" if config.select == "best_val" else f"epoch {result.epochs}"
-    print(f"final: test {_name(key)} {m.get('test_' + key, float('nan')):.4f} ({at}, train "
-          f"{m.get('train_' + key, float('nan')):.4f}, val {m.get('val_' + key, float('nan')):.4f}) in "
+    train, others = f"train {m.get('train_' + key, float('nan')):.4f}, ", ""
+    if "train_" + key not in m and m:  # link prediction: no training metric; its other test figures instead
+        train = ""
+        others = "".join(f", {k[5:]} {v:.4f}" for k, v in m.items() if k.startswith("test_") and k != "test_" + key)
+    print(f"final: test {_name(key)} {m.get('test_' + key, float('nan')):.4f}{others} ({at}, {train}"
+          f"val {m.get('val_' + key, float('nan')):.4f}) in "
           f"{result.seconds:.1f} s{restarts}; replicas identical")
     if result.run_dir:
         echo(f"per-epoch figures: {result.run_dir}/epochs.jsonl")
