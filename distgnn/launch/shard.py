@@ -121,10 +121,17 @@ class Shard:
         return self.node_end - self.node_start
 
 
-def merge_parts(parts: Sequence, rank: int, starts: Sequence[int]) -> Shard:
+def merge_parts(parts: Sequence, rank: int, starts: Sequence[int], *, consume: bool = False) -> Shard:
     """One :class:`Shard` from consecutive :class:`~distgnn.partition.Part` objects of rank ``rank``.
 
     ``starts``: the first new id of every rank and, last, the number of nodes.
+
+    Every merged field is ONE contiguous tensor, filled part by part (a single part's tensors are
+    taken as they are, no copy). ``consume=True`` sets each part's merged fields to ``None`` as
+    soon as they are copied, so a worker holds its parts and the merged shard together for one
+    field of one part at a time, not twice over (the parts' other fields, e.g. ``link_edges``,
+    are left alone). Edges of several parts are put back in original edge order one row at a
+    time (one ``[E]`` temporary, not a second ``[2, E]``).
     """
     if not parts:
         raise ValueError(f"rank {rank} holds no part")
@@ -139,13 +146,34 @@ def merge_parts(parts: Sequence, rank: int, starts: Sequence[int]) -> Shard:
         values = [getattr(p, name) for p in parts]
         if any(v is None for v in values):
             return None
-        return values[0] if len(values) == 1 else torch.cat(values, dim=dim)
+        if len(values) == 1:
+            out = values[0]
+        else:
+            shape = list(values[0].shape)
+            shape[dim] = sum(int(v.shape[dim]) for v in values)
+            out = torch.empty(shape, dtype=values[0].dtype)
+            at = 0
+            for i, p in enumerate(parts):
+                size = int(values[i].shape[dim])
+                out.narrow(dim, at, size).copy_(values[i])
+                at += size
+                values[i] = None  # the part's tensor is freed now when consumed
+                if consume:
+                    setattr(p, name, None)
+        if consume:
+            setattr(parts[0], name, None)
+        return out
 
-    edge_index, eid, edge_attr = cat("edge_index", 1), cat("eid"), cat("edge_attr")
-    if len(parts) > 1:  # original edge order, as one part would store them
-        order = torch.argsort(eid, stable=True)
-        edge_index, eid = edge_index[:, order], eid[order]
-        edge_attr = None if edge_attr is None else edge_attr[order]
+    if len(parts) > 1 and all(_ascending(p.eid) for p in parts):
+        edge_index, eid, edge_attr = _interleave_edges(parts, consume)
+    else:
+        edge_index, eid, edge_attr = cat("edge_index", 1), cat("eid"), cat("edge_attr")
+        if len(parts) > 1:
+            order = torch.argsort(eid, stable=True)  # original edge order, as one part would store them
+            for row in edge_index:  # in place, one [E] temporary per row
+                row.copy_(row[order])
+            eid = eid[order]
+            edge_attr = None if edge_attr is None else edge_attr[order]
     return Shard(
         rank=rank, world_size=len(starts) - 1, starts=[int(s) for s in starts],
         num_nodes_global=parts[0].num_nodes_global,
@@ -153,6 +181,39 @@ def merge_parts(parts: Sequence, rank: int, starts: Sequence[int]) -> Shard:
         in_degree=cat("in_degree"), out_degree=cat("out_degree"),
         x=cat("x"), y=cat("y"), train_mask=cat("train_mask"), val_mask=cat("val_mask"), test_mask=cat("test_mask"),
     )
+
+
+def _ascending(eid: Tensor) -> bool:
+    return eid.numel() < 2 or bool((eid[1:] > eid[:-1]).all())
+
+
+def _interleave_edges(parts: Sequence, consume: bool) -> tuple[Tensor, Tensor, Tensor | None]:
+    """The parts' edges in original edge order, when every part stores its own in that order: edge
+    ``j`` of part ``i`` goes to row ``j + sum over the other parts q of #(eid_q < eid_ij)`` (a merge
+    of sorted lists by binary search), written straight from the part (no concatenated copy, no sort)."""
+    eids = [p.eid for p in parts]
+    total = sum(int(e.numel()) for e in eids)
+    attrs = [p.edge_attr for p in parts]
+    has_attr = all(a is not None for a in attrs)
+    edge_index = torch.empty((2, total), dtype=parts[0].edge_index.dtype)
+    eid = torch.empty(total, dtype=eids[0].dtype)
+    edge_attr = torch.empty((total, *attrs[0].shape[1:]), dtype=attrs[0].dtype) if has_attr else None
+    del attrs
+    for i, p in enumerate(parts):
+        pos = torch.arange(eids[i].numel())  # (E_i,) rows of part i's edges in the merged order
+        for q, other in enumerate(eids):
+            if q != i:
+                pos += torch.searchsorted(other, eids[i])
+        edge_index[:, pos] = p.edge_index
+        eid[pos] = eids[i]
+        if has_attr:
+            edge_attr[pos] = p.edge_attr
+        if consume:  # the part's eid stays until every part is placed (the others' positions need it)
+            p.edge_index = p.edge_attr = None
+    if consume:
+        for p in parts:
+            p.eid = None
+    return edge_index, eid, edge_attr
 
 
 def build_graph(shard: Shard, *, group=None, device: torch.device | str = "cpu", reverse: bool = True) -> PartitionedGraph:

@@ -141,7 +141,7 @@ class Worker:
             for k in part_ids:  # a line every 30 s in the job's log (a terminal gets no bar from an actor)
                 parts.append(load_part(parts_dir, k, manifest))
                 bar.update()
-        shard = merge_parts(parts, self.rank, starts)
+        shard = merge_parts(parts, self.rank, starts, consume=True)  # each part freed as it is copied
         link_edges = merge_link_edges(parts) if is_link_task(c.task) else None
         del parts
         read_s = time.perf_counter() - t0

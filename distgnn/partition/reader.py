@@ -186,15 +186,90 @@ def _expected(m: Manifest, rel: str, checksums: bool) -> FileInfo | None:
     return info
 
 
+def _numpy_dtype(arrow_type, dtype: str | None) -> np.dtype:
+    if dtype is not None:
+        return np.dtype(dtype)
+    t = getattr(arrow_type, "value_type", arrow_type)  # list columns: their values' type
+    return np.dtype(t.to_pandas_dtype())
+
+
+def fill_column(chunks, out: np.ndarray, start: int = 0) -> int:
+    """Write Arrow ``chunks`` (arrays of one column) into rows ``start..`` of ``out`` ``[R, *shape]``.
+
+    Each chunk is flattened (a fixed-size-list column's values, a zero-copy view) and viewed as
+    numpy without a copy where Arrow allows (numeric, no nulls); the write into ``out`` (with the
+    cast to ``out``'s dtype, if any) is then the one copy. Returns the row after the last written.
+    """
+    width = int(np.prod(out.shape[1:], dtype=np.int64))
+    for chunk in chunks:
+        n = len(chunk)
+        if not n:
+            continue
+        values = chunk.flatten() if hasattr(chunk, "flatten") and chunk.type.num_fields else chunk
+        if len(values) != n * width:
+            raise PartitionError(f"column {chunk.type}: {len(values)} values for {n} rows of {width}")
+        out[start : start + n] = values.to_numpy(zero_copy_only=False).reshape(n, *out.shape[1:])
+        start += n
+    return start
+
+
 def column_numpy(table, name: str, shape: tuple[int, ...] = (), dtype: str | None = None) -> np.ndarray:
-    """A column as a writable numpy array, ``[R, *shape]`` for fixed-size-list columns."""
+    """A column as a writable numpy array, ``[R, *shape]`` for fixed-size-list columns.
+
+    One copy: the Arrow chunks are written straight into one preallocated contiguous array
+    (:func:`fill_column`); no intermediate combined chunk, Python objects or second copy.
+    """
     col = table.column(name)
-    rows = table.num_rows
-    if shape:
-        flat = col.combine_chunks().flatten() if col.num_chunks else None
-        values = flat.to_numpy(zero_copy_only=False) if flat is not None else np.zeros(0, dtype or "float32")
-        return np.array(values.reshape(rows, *shape), dtype=dtype, copy=True)
-    return np.array(col.to_numpy(), dtype=dtype, copy=True)
+    out = np.empty((table.num_rows, *shape), dtype=_numpy_dtype(col.type, dtype))
+    fill_column(col.chunks, out)
+    return out
+
+
+_BATCH_BYTES = 16 << 20  # decoded bytes per batch when a column is read batch by batch
+
+
+class _Columns:
+    """A Parquet shard decoded one column at a time, ``_BATCH_BYTES`` at a time, each batch written
+    straight into its destination: the decoded table never exists whole, so loading holds the
+    file's (compressed) bytes, the destination arrays and one batch."""
+
+    def __init__(self, fs, root: str, rel: str, expect: FileInfo | None) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        self.rel = rel
+        try:
+            source = pa.BufferReader(read_verified(fs, root, rel, expect)) if expect is not None else \
+                fs.open_input_file(join(root, rel))
+            self.file = pq.ParquetFile(source)
+        except (OSError, pa.ArrowException) as err:
+            raise PartitionError(f"{rel}: unreadable ({_first_line(err)})") from None
+        self.num_rows = int(self.file.metadata.num_rows)
+        self.names = self.file.schema_arrow.names
+
+    def read(self, name: str, shape: tuple[int, ...] = (), dtype: str | None = None,
+             out: np.ndarray | None = None) -> np.ndarray:
+        """Column ``name`` as ``[R, *shape]`` (into ``out`` when given, e.g. a row of a larger array)."""
+        import pyarrow as pa
+
+        if name not in self.names:
+            raise PartitionError(f"{self.rel}: no column {name!r} (run verify)")
+        if out is None:
+            out = np.empty((self.num_rows, *shape), dtype=_numpy_dtype(self.file.schema_arrow.field(name).type, dtype))
+        row_bytes = max(1, out.itemsize * int(np.prod(out.shape[1:], dtype=np.int64)))
+        try:
+            batches = self.file.iter_batches(batch_size=max(1024, _BATCH_BYTES // row_bytes), columns=[name],
+                                             use_threads=False)
+            end = 0
+            for batch in batches:
+                end = fill_column([batch.column(0)], out, end)
+        except pa.ArrowException as err:
+            raise PartitionError(f"{self.rel}: unreadable column {name!r} ({_first_line(err)})") from None
+        if end != self.num_rows:
+            raise PartitionError(f"{self.rel}: column {name!r} has {end} rows, the file {self.num_rows} (run verify)")
+        if out.nbytes >= _BATCH_BYTES:  # Arrow's pool (mimalloc) keeps freed decode buffers: hand them back
+            pa.default_memory_pool().release_unused()
+        return out
 
 
 def _t(a: np.ndarray) -> Tensor:
@@ -202,17 +277,19 @@ def _t(a: np.ndarray) -> Tensor:
 
 
 def _edges(fs, root, m: Manifest, rel: str, rows: int, checksums: bool):
-    table = read_table(fs, root, rel, expect=_expected(m, rel, checksums))
+    table = _Columns(fs, root, rel, _expected(m, rel, checksums))
     if table.num_rows != rows:
         raise PartitionError(f"{rel}: {table.num_rows} rows, manifest says {rows} (run verify)")
-    ei = np.stack([column_numpy(table, "src"), column_numpy(table, "dst")]).astype(np.int64, copy=False)
-    eid = column_numpy(table, "eid", dtype="int64")
+    ei = np.empty((2, rows), dtype=np.int64)  # src and dst decoded straight into their rows
+    table.read("src", out=ei[0])
+    table.read("dst", out=ei[1])
+    eid = table.read("eid", dtype="int64")
     _in_range(rel, "source id", ei[0], 0, m.num_nodes)
     _in_range(rel, "edge id", eid, 0, m.num_edges)
     spec = m.edge_field(EDGE_COLUMNS["edge_attr"])
     attr = None
     if spec is not None:
-        attr = column_numpy(table, spec.name, spec.shape, spec.dtype)
+        attr = table.read(spec.name, spec.shape, spec.dtype)
         _finite(rel, "edge features", attr, "row")
         attr = _t(attr)
     return _t(ei), _t(eid), attr
@@ -265,14 +342,14 @@ def load_part(path: str | os.PathLike, k: int, manifest: Manifest | None = None,
     info = m.parts[k]
     d = part_dir(k)
     rel = f"{d}/{NODES}"
-    nodes = read_table(fs, root, rel, expect=_expected(m, rel, checksums))
+    nodes = _Columns(fs, root, rel, _expected(m, rel, checksums))  # decoded column by column into their arrays
     if nodes.num_rows != info.num_nodes:
         raise PartitionError(f"{rel}: {nodes.num_rows} rows, manifest says {info.num_nodes} (run verify)")
     arrays = {}
     for attr, col in NODE_COLUMNS.items():
         spec = m.node_field(col)
         if spec is not None:
-            arrays[attr] = column_numpy(nodes, col, spec.shape, spec.dtype)
+            arrays[attr] = nodes.read(col, spec.shape, spec.dtype)
     _check_nodes(rel, m, info.node_start, arrays)
     edge_index, eid, edge_attr = _edges(fs, root, m, f"{d}/{EDGES}", info.num_edges, checksums)
     _in_range(f"{d}/{EDGES}", "target id", edge_index[1].numpy(), info.node_start, info.node_end)
@@ -289,8 +366,8 @@ def load_part(path: str | os.PathLike, k: int, manifest: Manifest | None = None,
     return Part(
         part_id=k, num_parts=m.num_parts, node_start=info.node_start, node_end=info.node_end,
         num_nodes_global=m.num_nodes, num_edges_global=m.num_edges,
-        in_degree=_t(column_numpy(nodes, "in_degree", dtype="int64")),
-        out_degree=_t(column_numpy(nodes, "out_degree", dtype="int64")),
+        in_degree=_t(nodes.read("in_degree", dtype="int64")),
+        out_degree=_t(nodes.read("out_degree", dtype="int64")),
         edge_index=edge_index, eid=eid, edge_attr=edge_attr,
         halo_ids=_t(halo_ids), halo_owner=_t(halo_owner),
         halo_hop=_t(column_numpy(halo, "hop", dtype="int64")),
