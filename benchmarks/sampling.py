@@ -25,10 +25,13 @@ PyG NeighborSampler                   ``torch_geometric.sampler.NeighborSampler`
 ====================================  ===========================================================
 
 DGL 2.1 (the newest Linux wheel) imports ``dgl.graphbolt`` at start-up, which needs
-``torchdata.datapipes`` (gone from torchdata >= 0.10), and ``dgl.data`` imports pandas. Neither is
-used by ``dgl.sampling``: when they cannot be imported, this script registers empty placeholder
-modules for ``dgl.graphbolt`` (and, while DGL imports, pandas) in this process only. If DGL still
-fails, its rows say why.
+``torchdata.datapipes`` (gone from torchdata >= 0.10) and a C++ library built for the running torch
+(DGL 2.1 ships them up to torch 2.2), and ``dgl.data`` imports pandas. None of them is used by
+``dgl.sampling``: when graphbolt cannot load (:func:`graphbolt_loadable`) or pandas is missing,
+this script registers empty placeholder modules for ``dgl.graphbolt`` (and, while DGL imports,
+pandas) in this process only. DGL 2.1 also needs ``packaging`` (``pip install dgl==2.1.0
+packaging pandas pydantic`` in a venv with torch 2.13 runs it). If DGL still fails, its rows say
+why.
 
 Section ``epochs``: the time of a sampled training epoch through the public API
 (``distgnn.launch.launch(mode="sampled", model="sage", ...)``) with 1, 2 and 4 workers, the remote
@@ -119,6 +122,25 @@ def build_workload(args) -> Workload:
 
 
 # -- the references ------------------------------------------------------------------------------
+def graphbolt_loadable() -> bool:
+    """Whether ``dgl.graphbolt`` can import here: ``torchdata.datapipes`` exists and DGL ships its
+    C++ library for the running torch (``libgraphbolt_pytorch_<torch version>.so``; DGL 2.1 has
+    them up to torch 2.2, so under a newer torch its import raises "Cannot find DGL C++ graphbolt
+    library"). Decided without importing DGL."""
+    import importlib.util
+
+    try:
+        import torchdata.datapipes  # noqa: F401
+    except ImportError:
+        return False
+    spec = importlib.util.find_spec("dgl")
+    if spec is None or not spec.submodule_search_locations:
+        return False
+    version = torch.__version__.split("+")[0]
+    folder = os.path.join(list(spec.submodule_search_locations)[0], "graphbolt")
+    return any(os.path.exists(os.path.join(folder, f"libgraphbolt_pytorch_{version}{ext}")) for ext in (".so", ".dylib"))
+
+
 def import_dgl():
     """``dgl``, importable without graphbolt's torchdata or pandas (see the module docstring)."""
     def placeholder(name: str) -> types.ModuleType:
@@ -135,9 +157,7 @@ def import_dgl():
         mod.__getattr__ = attr
         return mod
 
-    try:
-        import torchdata.datapipes  # noqa: F401
-    except ImportError:
+    if not graphbolt_loadable():
         sys.modules.setdefault("dgl.graphbolt", placeholder("dgl.graphbolt"))
     stand_in = None
     try:

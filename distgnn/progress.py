@@ -149,9 +149,11 @@ class ProgressLine:
         if now - self.start >= _FINAL_LINE_S or self.lines:
             elapsed = now - self.start
             done = f"{_count(self.n)}/{_count(self.total)}" if self.total is not None else _count(self.n)
-            text = f"{self.desc}: {done} {self.unit}s in {format_seconds(elapsed)}"
-            if elapsed > 0:
-                text += f" ({_count(self.n / elapsed)} {self.unit}s/s)"
+            if self.n or self.total:
+                text = f"{self.desc}: {done} {self.unit}s in {format_seconds(elapsed)}"
+                text += f" ({_count(self.n / elapsed)} {self.unit}s/s)" if elapsed > 0 else ""
+            else:  # nothing counted (a stage that only reports its time)
+                text = f"{self.desc}: done in {format_seconds(elapsed)}"
             mem = self._memory()
             self._write(text + (f", {mem}" if mem else ""))
 

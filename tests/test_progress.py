@@ -99,3 +99,10 @@ def test_helpers():
     assert rss_bytes(2**22 + 12345) is None  # no such process
     with pytest.raises(ValueError, match="interval must be > 0"):
         ProgressLine("x", interval=0)
+
+
+def test_a_stage_that_counts_nothing_reports_its_time():
+    clock, out = Clock(), io.StringIO()
+    with ProgressLine("read", stream=out, clock=clock, memory=lambda: None):
+        clock.t += 6
+    assert _lines(out) == ["read: done in 6.0s"]
