@@ -82,7 +82,7 @@ def parse_edge_split(text: str) -> tuple[float, float, float]:
 def _as_long(a) -> Tensor:
     if isinstance(a, Tensor):
         return a.to(torch.long).reshape(-1)
-    return torch.from_numpy(np.ascontiguousarray(np.asarray(a), dtype=np.int64).reshape(-1))
+    return torch.from_numpy(np.array(a, dtype=np.int64, copy=True).reshape(-1))  # writable
 
 
 def _uniform(bits: Tensor) -> Tensor:

@@ -50,6 +50,7 @@ examples:
   python -m distgnn.partition planetoid:cora --parts 4 --out cora-4
   python -m distgnn.partition edges.parquet --nodes nodes.parquet --parts 8 --out g8 --balance train
   python -m distgnn.partition big-edges.parquet --method stream --parts 16 --out big16
+  python -m distgnn.partition planetoid:cora --parts 2 --out cora-links --edge-split 0.85,0.05,0.10 --transform none
   python -m distgnn.partition verify cora-4
 """
 
@@ -93,6 +94,15 @@ def _build_parser() -> argparse.ArgumentParser:
     g.add_argument("--label", default="label", help="label column of --nodes (default: label)")
     g.add_argument("--edge-features", metavar="COL[,COL...]", help="edge feature column(s) (default: feat_*/x_*)")
     g.add_argument("--num-nodes", type=int, metavar="N", help="number of nodes without --nodes (default: max id + 1)")
+    ls = p.add_argument_group("edge split (link prediction)")
+    ls.add_argument("--edge-split", metavar="TRAIN,VAL,TEST",
+                    help="split the edges for link prediction, e.g. 0.85,0.05,0.10: validation/test edges leave "
+                         "the graph and are stored per part with fixed negatives (link_edges.parquet); both "
+                         "directions of a pair share one split (default: no split)")
+    ls.add_argument("--eval-negatives", type=int, default=1, metavar="K",
+                    help="with --edge-split: fixed negative edges per validation/test edge (default: 1)")
+    ls.add_argument("--split-seed", type=int, default=0, metavar="S",
+                    help="with --edge-split: seed of the split and its negatives (default: 0)")
     t = p.add_argument_group("tuning")
     t.add_argument("--chunk-rows", type=int, default=1 << 22, metavar="ROWS",
                    help="edges processed per vectorised chunk (default: 4194304)")
@@ -211,11 +221,29 @@ def _run(args: argparse.Namespace, progress) -> Manifest:
         raise PartitionError(f"{args.input}: --balance train needs a train mask, and this graph has none "
                              "(add a train_mask column to --nodes, or use --balance edges|none)")
     method = StreamPartitioner(passes=args.passes) if args.method == "stream" else args.method
+    edge_split = _edge_split(args)
     return partition(
         data, args.parts, args.out, method=method, halo_hops=args.halo_hops, balance=args.balance,
         seed=args.seed, overwrite=args.overwrite, name=args.name, row_group_size=args.row_group_size,
         chunk_rows=args.chunk_rows, progress=progress, inputs=inputs,
+        edge_split=edge_split, split_seed=args.split_seed, eval_negatives=args.eval_negatives,
     )
+
+
+def _edge_split(args: argparse.Namespace):
+    """The ``--edge-split`` fractions (``None`` without one); the options that need it refused alone."""
+    from ..data.links import parse_edge_split
+
+    if args.edge_split is None:
+        given = [o for o, v, d in (("--eval-negatives", args.eval_negatives, 1), ("--split-seed", args.split_seed, 0))
+                 if v != d]
+        if given:
+            raise PartitionError(f"{given[0]} applies with --edge-split only (add --edge-split 0.85,0.05,0.10)")
+        return None
+    try:
+        return parse_edge_split(args.edge_split)
+    except ValueError as err:
+        raise PartitionError(str(err)) from None
 
 
 def summary(m: Manifest, out: str, elapsed: float, peak_mib: float) -> str:
@@ -239,6 +267,11 @@ def summary(m: Manifest, out: str, elapsed: float, peak_mib: float) -> str:
         f"balance (largest/mean): nodes {q.get('node_balance', 1):.3f}, edges {q.get('edge_balance', 1):.3f}"
         + (f", train {train:.3f}" if train is not None else "")
     )
+    if m.link_split is not None:
+        c = m.link_split["counts"]
+        lines.append(f"edge split {m.link_split['fractions']} (seed {m.link_split['seed']}): {c['train']:,} training "
+                     f"edges, {c['val']:,} val and {c['test']:,} test edges with {m.link_split['eval_negatives']} "
+                     "negatives each (link_edges.parquet)")
     lines.append(f"wrote {out}  (check it: python -m distgnn.partition verify {out})")
     return "\n".join(lines)
 

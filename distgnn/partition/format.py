@@ -11,6 +11,7 @@ is a directory (local, or any filesystem pyarrow supports: ``s3://``, ``gs://``,
         edges.parquet          every edge whose target part 0 owns, in original-edge-id order
         halo.parquet           the nodes part 0 needs but does not own, with their owners
         halo_edges.parquet     only when halo_hops > 1: the in-edges of the inner halo rings
+        link_edges.parquet     only with an edge split: validation/test edges and their negatives
       part-00001/
         ...
 
@@ -132,6 +133,33 @@ adds a new number, never changes the meaning of an existing field). Example: Cor
       "created_by": "distgnn.partition"
     }
 
+**Edge split (link prediction).** ``python -m distgnn.partition ... --edge-split 0.85,0.05,0.10
+[--eval-negatives K] [--split-seed S]`` (or :func:`~distgnn.partition.partition`'s ``edge_split``)
+splits the input edges exactly as :func:`distgnn.data.links.split_links` does (a keyed hash of the
+unordered pair and the seed: both directions of a pair in the same split; ``K`` fixed negatives
+per validation/test edge keyed by its query id). Validation and test edges are then removed
+before partitioning: the assignment, ``edges.parquet``, degrees and halos see only the training
+edges, which keep the input order and are renumbered ``0..E_train-1`` (their ``eid``; ``num_edges``
+counts them). Each part gets ``part-KKKKK/link_edges.parquet``, the candidates whose *positive*
+has its target owned by the part (a negative lives with its positive), in query order, each
+query's positive first:
+
+=========  =====  ===================================================================
+column     type   meaning
+=========  =====  ===================================================================
+src        int64  new id of the source (a negative keeps its positive's source)
+dst        int64  new id of the target (any part's node for a negative)
+split      int8   1 validation, 2 test (a negative takes its positive's split)
+label      int8   1 the edge exists (positive), 0 a negative
+query      int64  the positive's number among all validation/test edges in input order,
+                  shared by its negatives
+=========  =====  ===================================================================
+
+and the manifest gains ``"link_split": {"fractions": [0.85, 0.05, 0.1], "seed": 0,
+"eval_negatives": 1, "source": "hash", "num_input_edges": 10556, "counts": {"train": 9044,
+"val": 500, "test": 1012}}`` (``counts``: positive edges per split). Without a split the key is
+absent (``null``) and so are the files; manifests written before it existed read as no split.
+
 ``quality`` (all over the directed edge list): ``edge_cut`` = edges whose source and target are
 owned by different parts (each makes its target wait for a halo feature), ``edge_cut_fraction`` = ``edge_cut / E``,
 ``*_balance`` = largest part / mean part for owned nodes, stored edges and training nodes
@@ -165,6 +193,7 @@ NODES = "nodes.parquet"
 EDGES = "edges.parquet"
 HALO = "halo.parquet"
 HALO_EDGES = "halo_edges.parquet"
+LINK_EDGES = "link_edges.parquet"
 DEFAULT_ROW_GROUP_SIZE = 1 << 20
 COMPRESSION = "zstd"
 
@@ -254,6 +283,7 @@ class Manifest:
     quality: dict
     files: dict = field(default_factory=dict)  # relative path -> FileInfo
     transforms: tuple[str, ...] = ()  # feature transforms applied before partitioning
+    link_split: dict | None = None  # the edge split for link prediction (None: no split)
     schema_version: int = SCHEMA_VERSION
     format: str = FORMAT_NAME
     created_by: str = "distgnn.partition"
@@ -286,6 +316,7 @@ class Manifest:
             "edge_fields": [f.to_json() for f in self.edge_fields],
             "quality": self.quality,
             "transforms": list(self.transforms),
+            **({"link_split": self.link_split} if self.link_split is not None else {}),
             "files": {k: asdict(v) for k, v in self.files.items()},
             "created_by": self.created_by,
         }
@@ -324,15 +355,37 @@ class Manifest:
         transforms = d.get("transforms", [])  # absent in manifests written before it was recorded
         _require(isinstance(transforms, list) and all(isinstance(t, str) and t for t in transforms), where,
                  f"transforms must be a list of transform names, got {transforms!r}")
+        link_split = d.get("link_split")  # absent: no edge split (and older manifests)
+        if link_split is not None:
+            _check_link_split(link_split, where)
         return cls(
             name=str(d.get("name", "graph")), num_nodes=d["num_nodes"], num_edges=d["num_edges"],
             num_parts=d["num_parts"], method=str(d.get("method")), balance=str(d.get("balance")),
             seed=d["seed"], halo_hops=d["halo_hops"], row_group_size=d["row_group_size"],
             parts=parts, node_fields=node_fields, edge_fields=edge_fields,
-            quality=dict(d.get("quality") or {}), files=files, transforms=tuple(transforms),
+            quality=dict(d.get("quality") or {}), files=files, transforms=tuple(transforms), link_split=link_split,
             schema_version=version,
             created_by=str(d.get("created_by", "")),
         )
+
+
+LINK_SPLIT_SOURCES = ("hash", "column")
+
+
+def _check_link_split(ls: Any, where: str) -> None:
+    _require(isinstance(ls, dict), where, f"link_split must be an object, got {ls!r}")
+    fr = ls.get("fractions")
+    _require(isinstance(fr, list) and len(fr) == 3 and all(isinstance(v, (int, float)) for v in fr), where,
+             f"link_split.fractions must be three numbers, got {fr!r}")
+    for key in ("seed", "eval_negatives"):
+        v = ls.get(key)
+        _require(isinstance(v, int) and not isinstance(v, bool) and v >= 0, where,
+                 f"link_split.{key} must be an integer >= 0, got {v!r}")
+    _require(ls.get("source") in LINK_SPLIT_SOURCES, where,
+             f"link_split.source must be one of {', '.join(LINK_SPLIT_SOURCES)}, got {ls.get('source')!r}")
+    counts = ls.get("counts")
+    _require(isinstance(counts, dict) and all(isinstance(counts.get(k), int) for k in ("train", "val", "test")),
+             where, f"link_split.counts must hold integer train, val and test counts, got {counts!r}")
 
 
 def _require(ok: bool, where: str, message: str) -> None:
@@ -387,4 +440,16 @@ def nodes_map_schema():
         pa.field("id", pa.int64(), nullable=False),
         pa.field("new_id", pa.int64(), nullable=False),
         pa.field("part", pa.int32(), nullable=False),
+    ])
+
+
+def link_edges_schema():
+    import pyarrow as pa
+
+    return pa.schema([
+        pa.field("src", pa.int64(), nullable=False),
+        pa.field("dst", pa.int64(), nullable=False),
+        pa.field("split", pa.int8(), nullable=False),
+        pa.field("label", pa.int8(), nullable=False),
+        pa.field("query", pa.int64(), nullable=False),
     ])

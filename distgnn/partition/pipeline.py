@@ -10,6 +10,11 @@ Stages (each reported to ``progress``; see :mod:`.format` for what is written):
 5. *halo*: for ``halo_hops > 1``, one more pass per extra ring (:func:`.halo.expand_halo`).
 6. *nodes*: the owned rows of every node column, gathered a row group at a time.
 7. *manifest*: counts, schema, quality figures and checksums, written last; then the rename.
+
+With an edge split (``edge_split``, link prediction) the edges are split first
+(:class:`.sources.TrainingEdges`: one pass) and every stage sees only the training edges; the
+validation/test edges and their fixed negatives are written per part as ``link_edges.parquet``
+after stage 6 (see :mod:`.format`).
 """
 from __future__ import annotations
 
@@ -23,13 +28,14 @@ import numpy as np
 from ..data.dataset import DataError, GraphData
 from .errors import PartitionError
 from .format import (
-    BALANCES, DEFAULT_ROW_GROUP_SIZE, EDGES, HALO, HALO_EDGES, MANIFEST, NODE_COLUMNS, NODES, NODES_MAP,
-    FileInfo, Manifest, PartInfo, edges_schema, halo_schema, nodes_map_schema, nodes_schema, part_dir,
+    BALANCES, DEFAULT_ROW_GROUP_SIZE, EDGES, HALO, HALO_EDGES, LINK_EDGES, MANIFEST, NODE_COLUMNS, NODES, NODES_MAP,
+    FileInfo, Manifest, PartInfo, edges_schema, halo_schema, link_edges_schema, nodes_map_schema, nodes_schema,
+    part_dir,
 )
 from .halo import PartBits, expand_halo, foreign, owner_of, split_by_owner
 from .methods import Assignment, Partitioner, get_method
 from .progress import Progress, no_progress
-from .sources import DEFAULT_CHUNK_ROWS, GraphInput, graph_input
+from .sources import DEFAULT_CHUNK_ROWS, GraphInput, TrainingEdges, graph_input
 from .storage import AtomicOutput, ShardWriter, join, open_fs, write_bytes, write_table
 
 log = logging.getLogger(__name__)
@@ -53,6 +59,9 @@ def partition(
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     progress: Progress = no_progress,
     inputs: tuple[str, ...] = (),
+    edge_split: tuple[float, float, float] | None = None,
+    split_seed: int = 0,
+    eval_negatives: int = 1,
 ) -> Manifest:
     """Partition a graph into ``num_parts`` halo-aware Parquet shards under ``out``.
 
@@ -76,6 +85,10 @@ def partition(
         progress: a stage reporter (:mod:`.progress`); the CLI passes tqdm bars.
         inputs: local paths the run reads, which ``overwrite`` must never delete (a streamed
             Parquet edge list is added by itself).
+        edge_split: ``(train, val, test)`` fractions for link prediction (default ``None``: no
+            split); split_seed: its seed (default 0); eval_negatives: fixed negatives per
+            validation/test edge (default 1). The same split and negatives as
+            :func:`distgnn.data.links.split_links` on the same graph and seed (see :mod:`.format`).
 
     Returns:
         The :class:`~.format.Manifest` written to ``out/manifest.json``.
@@ -100,6 +113,9 @@ def partition(
     inputs = tuple(inputs) + tuple(p for p in (getattr(graph.edges, "path", None),) if isinstance(p, str))
     output = AtomicOutput(fs, root, overwrite=overwrite, inputs=inputs)  # refuses a bad `out` before any work
     started = time.perf_counter()
+    link = None
+    if edge_split is not None:
+        graph, link = _split_edges(graph, edge_split, split_seed, eval_negatives, progress)
 
     weights = _balance_weights(graph, part_method, balance, progress)
     log.info("assigning %d nodes to %d parts with %s", n, num_parts, part_method.name)
@@ -112,16 +128,39 @@ def partition(
         writer = _ShardWriterSet(graph, part, num_parts, fs, tmp, halo_hops, row_group_size, progress)
         files, parts, quality = writer.run()
         quality.update(assignment.quality)
+        link_split = writer.link_edges(link) if link is not None else None
         manifest = Manifest(
             name=name or graph.name, num_nodes=n, num_edges=graph.edges.num_edges, num_parts=num_parts,
             method=part_method.name, balance=balance, seed=seed, halo_hops=halo_hops,
             row_group_size=row_group_size, parts=tuple(parts), node_fields=graph.node_fields,
             edge_fields=graph.edges.edge_fields, quality=quality, files=files, transforms=graph.transforms,
+            link_split=link_split,
         )
         write_bytes(fs, join(tmp, MANIFEST), manifest.to_json().encode())
         output.commit()
     log.info("wrote %d parts to %s in %.1fs", num_parts, out, time.perf_counter() - started)
     return manifest
+
+
+def _split_edges(graph: GraphInput, fractions, seed, k: int, progress) -> tuple[GraphInput, dict]:
+    """The graph with only its training edges, and what writing ``link_edges.parquet`` needs."""
+    from ..data.links import _check_fractions, edge_split_codes
+
+    try:
+        f = _check_fractions(fractions, "--edge-split")
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise ValueError(f"--split-seed must be an integer >= 0, got {seed!r}")
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 0:
+            raise ValueError(f"--eval-negatives must be an integer >= 0, got {k!r}")
+    except ValueError as err:
+        raise PartitionError(str(err)) from None
+    bar = progress("edge split", total=graph.edges.num_edges)
+    edges = TrainingEdges(graph.edges, lambda c: edge_split_codes(c.src, c.dst, f, int(seed)))
+    bar.update(edges.num_input_edges)
+    bar.close()
+    log.info("edge split %s: %d training edges of %d", f, edges.num_edges, edges.num_input_edges)
+    return replace(graph, edges=edges), {"fractions": list(f), "seed": int(seed), "eval_negatives": int(k),
+                                         "source": "hash"}
 
 
 def _check_args(graph: GraphInput, k, hops, balance, seed, row_group_size, chunk_rows) -> None:
@@ -298,6 +337,28 @@ class _ShardWriterSet:
             "halo_nodes": int(sum(len(r[0]) for r in rings)),
         }
         return self.files, parts, quality
+
+    def link_edges(self, link: dict) -> dict:
+        """Write every part's ``link_edges.parquet``; return the manifest's ``link_split``."""
+        from ..data.links import SPLIT_TEST, SPLIT_VAL, candidate_table
+
+        edges, k = self.graph.edges, int(link["eval_negatives"])
+        p = len(edges.eval_src)
+        table = candidate_table(edges.eval_src, edges.eval_dst, edges.eval_split, np.arange(p, dtype=np.int64), k,
+                                max(self.n, 1), link["seed"])
+        src, dst = self.old_to_new[table["src"]], self.old_to_new[table["dst"]]  # new ids
+        owner = np.repeat(owner_of(self.old_to_new[edges.eval_dst], self.starts), 1 + k)  # the positive's target
+        rows_of = dict(split_by_owner(owner, self.k))
+        empty = np.zeros(0, dtype=np.int64)
+        for part in range(self.k):
+            rows = rows_of.get(part, empty)
+            rel = f"{part_dir(part)}/{LINK_EDGES}"
+            self.record(rel, write_table(self.fs, join(self.tmp, rel), link_edges_schema(),
+                                         [src[rows], dst[rows], table["split"][rows], table["label"][rows],
+                                          table["query"][rows]], self.rgs))
+        counts = {"train": int(edges.num_edges), "val": int((edges.eval_split == SPLIT_VAL).sum()),
+                  "test": int((edges.eval_split == SPLIT_TEST).sum())}
+        return {**link, "num_input_edges": int(edges.num_input_edges), "counts": counts}
 
     def _new_chunks(self):
         """The edge list again, in new ids: ``(src, dst, eid, attr)`` chunks."""

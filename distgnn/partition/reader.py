@@ -20,7 +20,8 @@ from torch import Tensor
 from ..data.dataset import GraphData
 from .errors import PartitionError
 from .format import (
-    EDGE_COLUMNS, EDGES, HALO, HALO_EDGES, MANIFEST, NODE_COLUMNS, NODES, NODES_MAP, FileInfo, Manifest, part_dir,
+    EDGE_COLUMNS, EDGES, HALO, HALO_EDGES, LINK_EDGES, MANIFEST, NODE_COLUMNS, NODES, NODES_MAP, FileInfo, Manifest,
+    part_dir,
 )
 from .storage import _first_line, join, open_fs
 
@@ -57,6 +58,8 @@ class Part:
     halo_edge_index      ``[2, E_h]`` int64 in-edges of the halo rings ``< halo_hops`` (copies)
     halo_eid             ``[E_h]`` int64    their original edge ids
     halo_edge_attr       ``[E_h, S]``       their features (or ``None``)
+    link_edges           dict of ``[L]``    with an edge split: ``link_edges.parquet`` as tensors, keys
+                                            src, dst, query (int64), split, label (int8); else ``None``
     ===================  =================  ===========================================================
     """
 
@@ -82,6 +85,7 @@ class Part:
     test_mask: Tensor | None = None
     edge_attr: Tensor | None = None
     halo_edge_attr: Tensor | None = None
+    link_edges: dict[str, Tensor] | None = None
 
     @property
     def num_nodes(self) -> int:
@@ -328,6 +332,22 @@ def _check_nodes(rel: str, m: Manifest, start: int, arrays: dict) -> None:
             raise PartitionError(f"{rel}: node {start + row} is a {kind} node without a label (-1)")
 
 
+def _link_edges(fs, root, m: Manifest, k: int, checksums: bool) -> dict[str, Tensor]:
+    """``part-KKKKK/link_edges.parquet`` as tensors, its values checked against the format."""
+    rel = f"{part_dir(k)}/{LINK_EDGES}"
+    table = read_table(fs, root, rel, expect=_expected(m, rel, checksums))
+    types = {"src": "int64", "dst": "int64", "split": "int8", "label": "int8", "query": "int64"}
+    missing = [c for c in types if c not in table.column_names]
+    if missing:
+        raise PartitionError(f"{rel}: no column {missing[0]!r} (run verify)")
+    cols = {c: column_numpy(table, c, dtype=t) for c, t in types.items()}
+    _in_range(rel, "source id", cols["src"], 0, m.num_nodes)
+    _in_range(rel, "target id", cols["dst"], 0, m.num_nodes)
+    _in_range(rel, "split", cols["split"], 1, 3)
+    _in_range(rel, "label", cols["label"], 0, 2)
+    return {c: _t(a) for c, a in cols.items()}
+
+
 def load_part(path: str | os.PathLike, k: int, manifest: Manifest | None = None, *, checksums: bool = True) -> Part:
     """Load part ``k`` of the partition at ``path`` (see :class:`Part` for the fields).
 
@@ -363,6 +383,7 @@ def load_part(path: str | os.PathLike, k: int, manifest: Manifest | None = None,
         h_index, h_eid, h_attr = _edges(fs, root, m, f"{d}/{HALO_EDGES}", info.num_halo_edges, checksums)
     else:
         h_index, h_eid, h_attr = torch.zeros(2, 0, dtype=torch.long), torch.zeros(0, dtype=torch.long), None
+    link_edges = _link_edges(fs, root, m, k, checksums) if m.link_split is not None else None
     return Part(
         part_id=k, num_parts=m.num_parts, node_start=info.node_start, node_end=info.node_end,
         num_nodes_global=m.num_nodes, num_edges_global=m.num_edges,
@@ -372,7 +393,7 @@ def load_part(path: str | os.PathLike, k: int, manifest: Manifest | None = None,
         halo_ids=_t(halo_ids), halo_owner=_t(halo_owner),
         halo_hop=_t(column_numpy(halo, "hop", dtype="int64")),
         halo_edge_index=h_index, halo_eid=h_eid, halo_edge_attr=h_attr,
-        **{attr: _t(a) for attr, a in arrays.items()},
+        link_edges=link_edges, **{attr: _t(a) for attr, a in arrays.items()},
     )
 
 

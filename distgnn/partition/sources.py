@@ -326,3 +326,42 @@ def parquet_input(path: str | os.PathLike, **kwargs) -> GraphInput:
     """A :class:`GraphInput` streaming a Parquet edge list (no node table: no node columns)."""
     edges = ParquetEdges(path, **kwargs)
     return GraphInput(edges, {}, edges.name)
+
+
+class TrainingEdges:
+    """The training edges of an edge split, as an :class:`EdgeSource` over another source.
+
+    Every chunk of ``inner`` keeps the rows whose split code (``codes(chunk)``, an ``[C]`` int8
+    array: 0 train, 1 val, 2 test) is 0, in input order; chunk starts count training edges only,
+    so edge ids become ``0..E_train-1``. Construction reads ``inner`` once, counting the training
+    edges and keeping the validation/test edges (``eval_src``, ``eval_dst``, ``eval_split``,
+    original ids, in input order).
+    """
+
+    def __init__(self, inner: EdgeSource, codes) -> None:
+        self.inner, self._codes = inner, codes
+        self.name, self.num_nodes, self.edge_fields = inner.name, inner.num_nodes, inner.edge_fields
+        self.path = getattr(inner, "path", None)
+        train, src, dst, split = 0, [], [], []
+        for chunk in inner.chunks():
+            c = np.asarray(codes(chunk), dtype=np.int8)
+            keep = c == 0
+            train += int(keep.sum())
+            ev = ~keep
+            src.append(chunk.src[ev])
+            dst.append(chunk.dst[ev])
+            split.append(c[ev])
+        self.num_edges = train
+        self.num_input_edges = int(inner.num_edges)
+        cat = (lambda xs, t: np.concatenate(xs).astype(t, copy=False) if xs else np.zeros(0, t))
+        self.eval_src, self.eval_dst = cat(src, np.int64), cat(dst, np.int64)
+        self.eval_split = cat(split, np.int8)
+
+    def chunks(self, rows: int = DEFAULT_CHUNK_ROWS) -> Iterator[EdgeChunk]:
+        start = 0
+        for chunk in self.inner.chunks(rows):
+            keep = np.asarray(self._codes(chunk), dtype=np.int8) == 0
+            attr = None if chunk.attr is None else chunk.attr[keep]
+            out = EdgeChunk(start, chunk.src[keep], chunk.dst[keep], attr)
+            start += len(out)
+            yield out

@@ -7,7 +7,9 @@ types and row counts; ``nodes-map`` is a bijection consistent with the ranges; e
 are its range; every edge is stored exactly once, at its target's owner, with ids in range; the
 stored degrees equal the whole-graph degrees; each halo is exactly the foreign sources of its
 part's edges (and, for ``halo_hops > 1``, the further rings and their in-edges), with the right
-owners; and the manifest's counts and quality figures match the shards.
+owners; the manifest's counts and quality figures match the shards; and, with an edge split,
+every ``link_edges.parquet`` has ids in range, valid labels and splits, one positive per query with
+its target owned by the part and its negatives beside it, and the split counts of the manifest.
 
 Edges are read a row group at a time; memory is ``O(N * (16 + K / 8) + E)`` bytes.
 """
@@ -21,8 +23,8 @@ import numpy as np
 
 from .errors import PartitionError, VerifyError
 from .format import (
-    EDGES, HALO, HALO_EDGES, MANIFEST, NODES, NODES_MAP, Manifest, arrow_type, edges_schema, halo_schema,
-    nodes_map_schema, nodes_schema, part_dir,
+    EDGES, HALO, HALO_EDGES, LINK_EDGES, MANIFEST, NODES, NODES_MAP, Manifest, arrow_type, edges_schema,
+    halo_schema, link_edges_schema, nodes_map_schema, nodes_schema, part_dir,
 )
 from .halo import PartBits, expand_halo, foreign, owner_of
 from .progress import Progress, no_progress
@@ -66,6 +68,7 @@ def verify(path: str | os.PathLike, *, checksums: bool = True, progress: Progres
         v.schemas()
         v.nodes_map()
         v.edges_and_halo()
+        v.link_edges()
     except VerifyError:
         raise
     except PartitionError as err:  # e.g. an unreadable file
@@ -84,6 +87,7 @@ class _Verifier:
         self.expected = [NODES_MAP]
         for k in range(m.num_parts):
             names = [NODES, EDGES, HALO] + ([HALO_EDGES] if m.halo_hops > 1 else [])
+            names += [LINK_EDGES] if m.link_split is not None else []
             self.expected += [f"{part_dir(k)}/{name}" for name in names]
 
     # ------------------------------------------------------------------ manifest and files
@@ -153,12 +157,16 @@ class _Verifier:
             want[f"{d}/{HALO}"] = halo_schema()
             if m.halo_hops > 1:
                 want[f"{d}/{HALO_EDGES}"] = edges_schema(m.edge_fields)
+            if m.link_split is not None:
+                want[f"{d}/{LINK_EDGES}"] = link_edges_schema()
         rows = {NODES_MAP: m.num_nodes}
         for k, p in enumerate(m.parts):
             d = part_dir(k)
             rows.update({f"{d}/{NODES}": p.num_nodes, f"{d}/{EDGES}": p.num_edges, f"{d}/{HALO}": p.num_halo})
             if m.halo_hops > 1:
                 rows[f"{d}/{HALO_EDGES}"] = p.num_halo_edges
+            if m.link_split is not None:
+                rows[f"{d}/{LINK_EDGES}"] = m.files[f"{d}/{LINK_EDGES}"].rows
         for rel in self.expected:
             pf = self._parquet(rel)
             got = pf.schema_arrow
@@ -250,6 +258,48 @@ class _Verifier:
         q = m.quality
         if "edge_cut" in q and q["edge_cut"] != cut:
             _fail(MANIFEST, f"quality.edge_cut is {q['edge_cut']} but the shards cut {cut} edges")
+
+    def link_edges(self) -> None:
+        """The candidates of an edge split (see the module docstring); nothing without a split."""
+        m, n = self.m, self.m.num_nodes
+        ls = m.link_split
+        if ls is None:
+            return
+        k = ls["eval_negatives"]
+        counts = {1: 0, 2: 0}
+        queries = []
+        for p in m.parts:
+            rel = f"{p.path}/{LINK_EDGES}"
+            table = self._read(rel, ["src", "dst", "split", "label", "query"])
+            src, dst, split, label, query = (column_numpy(table, c) for c in ("src", "dst", "split", "label", "query"))
+            if len(src) and (min(src.min(), dst.min()) < 0 or max(src.max(), dst.max()) >= n):
+                _fail(rel, f"a node id lies outside [0, {n})")
+            if not np.isin(label, (0, 1)).all() or not np.isin(split, (1, 2)).all():
+                _fail(rel, "label must be 0 or 1 and split 1 (val) or 2 (test)")
+            if len(src) % (1 + k):
+                _fail(rel, f"{len(src)} rows is not a whole number of queries of 1 positive + {k} negatives")
+            q = query.reshape(-1, 1 + k)
+            lab = label.reshape(-1, 1 + k)
+            if not (lab[:, 0] == 1).all() or (lab[:, 1:] != 0).any() or (q != q[:, :1]).any():
+                _fail(rel, f"rows must come as one positive then its {k} negatives, sharing a query id")
+            if (split.reshape(-1, 1 + k) != split.reshape(-1, 1 + k)[:, :1]).any():
+                _fail(rel, "a negative's split differs from its positive's")
+            pos_dst = dst.reshape(-1, 1 + k)[:, 0]
+            if len(pos_dst) and (pos_dst.min() < p.node_start or pos_dst.max() >= p.node_end):
+                _fail(rel, f"a positive's target lies outside the part's range [{p.node_start}, {p.node_end})")
+            if (src.reshape(-1, 1 + k) != src.reshape(-1, 1 + k)[:, :1]).any():
+                _fail(rel, "a negative's source differs from its positive's")
+            for code in counts:
+                counts[code] += int(((label == 1) & (split == code)).sum())
+            queries.append(q[:, 0])
+        allq = np.sort(np.concatenate(queries)) if queries else np.zeros(0, np.int64)
+        if not np.array_equal(allq, np.arange(len(allq))):
+            _fail(MANIFEST, "link_edges query ids must number the validation/test edges 0..P-1, each once")
+        want = ls["counts"]
+        got = {"train": m.num_edges, "val": counts[1], "test": counts[2]}
+        for key in ("train", "val", "test"):
+            if want.get(key) != got[key]:
+                _fail(MANIFEST, f"link_split.counts.{key} is {want.get(key)} but the shards hold {got[key]}")
 
     def _degrees(self, in_deg: np.ndarray, out_deg: np.ndarray) -> None:
         for p in self.m.parts:
