@@ -44,6 +44,7 @@ __all__ = [
     "edge_split_codes",
     "eval_negatives",
     "parse_edge_split",
+    "split_codes_from_column",
     "split_links",
 ]
 
@@ -148,6 +149,30 @@ def eval_negatives(src, dst, k: int, num_nodes: int, seed: int, *, query=None) -
     return neg_src.numpy(), neg_dst.numpy()
 
 
+def split_codes_from_column(values, where: str = "split column", first_row: int = 0) -> np.ndarray:
+    """An edge table's split column as codes: ``train``/``val``/``test`` (strings, any case) or
+    the integers ``0``/``1``/``2`` -> ``[E]`` int8; a one-line ``ValueError`` naming the first bad row
+    (counted from ``first_row``)."""
+    a = np.asarray(values)
+    if a.dtype.kind in "iu":
+        codes = a.astype(np.int64)
+        bad = np.flatnonzero((codes < 0) | (codes > 2))
+        if bad.size:
+            raise ValueError(f"{where}: value {int(codes[bad[0]])} at row {first_row + int(bad[0])} is not 0 (train), 1 (val) or "
+                             "2 (test)")
+        return codes.astype(np.int8)
+    if a.dtype.kind in "OUS":
+        text = np.char.lower(a.astype(str))
+        codes = np.full(len(text), -1, dtype=np.int8)
+        for code, name in enumerate(SPLIT_NAMES):
+            codes[text == name] = code
+        bad = np.flatnonzero(codes < 0)
+        if bad.size:
+            raise ValueError(f"{where}: value {a[bad[0]]!r} at row {first_row + int(bad[0])} is not train, val or test")
+        return codes
+    raise ValueError(f"{where}: must hold train/val/test or 0/1/2, got {a.dtype} values")
+
+
 @dataclass
 class LinkSplit:
     """The evaluation side of a link split (the single-process view of a partition's
@@ -218,7 +243,12 @@ def candidate_table(src: np.ndarray, dst: np.ndarray, codes: np.ndarray, query: 
 
 
 def split_links(
-    data: GraphData, fractions: Sequence[float] = (0.85, 0.05, 0.10), *, seed: int = 0, eval_negatives: int = 1
+    data: GraphData,
+    fractions: Sequence[float] = (0.85, 0.05, 0.10),
+    *,
+    seed: int = 0,
+    eval_negatives: int = 1,
+    codes: np.ndarray | None = None,
 ) -> tuple[GraphData, LinkSplit]:
     """Split the edges of ``data`` for link prediction (see the module docstring).
 
@@ -227,6 +257,9 @@ def split_links(
         fractions: ``(train, val, test)``, default ``(0.85, 0.05, 0.10)``.
         seed: the split's seed (default 0); eval_negatives: ``k`` fixed negatives per evaluation
             positive (default 1).
+        codes: ``[E]`` split codes given with the data (0 train, 1 val, 2 test; e.g. an edge
+            table's split column, :func:`split_codes_from_column`) instead of the hash; then
+            ``fractions`` is not used (the negatives are still keyed by ``seed``).
 
     Returns:
         ``(train_data, split)``: ``data`` with ``edge_index`` (and ``edge_attr``) restricted to the
@@ -238,9 +271,19 @@ def split_links(
     """
     if not isinstance(data, GraphData):
         raise DataError(f"split_links needs a GraphData, got {type(data).__name__}")
-    f = _check_fractions(fractions)
     src, dst = data.edge_index[0].numpy(), data.edge_index[1].numpy()
-    codes = edge_split_codes(src, dst, f, seed)  # (E,)
+    if codes is None:
+        f = _check_fractions(fractions)
+        codes = edge_split_codes(src, dst, f, seed)  # (E,)
+    else:
+        codes = np.asarray(codes)
+        if codes.shape != src.shape or codes.dtype.kind not in "iu" or (codes.size and not (
+                codes.min() >= 0 and codes.max() <= 2)):
+            raise DataError(f"split_links: codes must be [E] = [{src.size}] integers 0, 1 or 2 (0 train, 1 val, 2 "
+                            "test)")
+        codes = codes.astype(np.int8)
+        share = np.bincount(codes, minlength=3) / max(codes.size, 1)
+        f = tuple(round(float(v), 6) for v in share)
     train = codes == SPLIT_TRAIN
     evals = np.nonzero(~train)[0]  # (P,) original edge ids, ascending
     table = candidate_table(src[evals], dst[evals], codes[evals], np.arange(evals.size, dtype=np.int64),

@@ -98,7 +98,8 @@ def _build_parser() -> argparse.ArgumentParser:
     ls.add_argument("--edge-split", metavar="TRAIN,VAL,TEST",
                     help="split the edges for link prediction, e.g. 0.85,0.05,0.10: validation/test edges leave "
                          "the graph and are stored per part with fixed negatives (link_edges.parquet); both "
-                         "directions of a pair share one split (default: no split)")
+                         "directions of a pair share one split (default: a Parquet edge table's 'split' column "
+                         "of train/val/test or 0/1/2 when it has one, else no split)")
     ls.add_argument("--eval-negatives", type=int, default=1, metavar="K",
                     help="with --edge-split: fixed negative edges per validation/test edge (default: 1)")
     ls.add_argument("--split-seed", type=int, default=0, metavar="S",
@@ -222,12 +223,34 @@ def _run(args: argparse.Namespace, progress) -> Manifest:
                              "(add a train_mask column to --nodes, or use --balance edges|none)")
     method = StreamPartitioner(passes=args.passes) if args.method == "stream" else args.method
     edge_split = _edge_split(args)
+    split_column = None
+    if edge_split is None:
+        from .inputs import read_split_column
+
+        split_column = read_split_column(args.input)
+        if split_column is not None:
+            if args.undirected:
+                raise PartitionError(f"{args.input}: --undirected adds reverse edges that have no split; list both "
+                                     "directions in the table with their split, or drop the split column")
+            log.info("%s: using its split column for link prediction", args.input)
     return partition(
         data, args.parts, args.out, method=method, halo_hops=args.halo_hops, balance=args.balance,
         seed=args.seed, overwrite=args.overwrite, name=args.name, row_group_size=args.row_group_size,
         chunk_rows=args.chunk_rows, progress=progress, inputs=inputs,
         edge_split=edge_split, split_seed=args.split_seed, eval_negatives=args.eval_negatives,
+        split_column=split_column,
     )
+
+
+def _has_split_column(spec: str) -> bool:
+    if os.path.splitext(spec)[1].lower() not in (".parquet", ".pq") or not os.path.isfile(spec):
+        return False
+    import pyarrow.parquet as pq
+
+    try:
+        return "split" in pq.read_schema(spec).names
+    except Exception:  # noqa: BLE001 - an unreadable file is reported by the reader
+        return False
 
 
 def _edge_split(args: argparse.Namespace):
@@ -237,8 +260,9 @@ def _edge_split(args: argparse.Namespace):
     if args.edge_split is None:
         given = [o for o, v, d in (("--eval-negatives", args.eval_negatives, 1), ("--split-seed", args.split_seed, 0))
                  if v != d]
-        if given:
-            raise PartitionError(f"{given[0]} applies with --edge-split only (add --edge-split 0.85,0.05,0.10)")
+        if given and not _has_split_column(args.input):
+            raise PartitionError(f"{given[0]} applies with --edge-split (or a split column) only (add --edge-split "
+                                 "0.85,0.05,0.10)")
         return None
     try:
         return parse_edge_split(args.edge_split)

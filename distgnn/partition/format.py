@@ -19,7 +19,8 @@ is a directory (local, or any filesystem pyarrow supports: ``s3://``, ``gs://``,
 owns ``[node_start, node_end)`` (``manifest.parts[k]``), the ranges tile ``[0, N)`` in part order,
 and inside a part nodes keep their original relative order (new ids follow original ids). Every
 id inside a shard is a new global id; ``nodes-map.parquet`` maps back. Edge ids (``eid``) are the
-positions of the edges in the input edge list, ``[0, E)``, and are not relabelled.
+positions of the edges in the input edge list, ``[0, E)``, and are not relabelled (with an edge
+split: the positions among the training edges).
 
 **Files** (all Parquet, zstd-compressed, row groups of at most ``row_group_size`` rows, so every
 file can be streamed a row group at a time; columns in this order):
@@ -157,7 +158,10 @@ query      int64  the positive's number among all validation/test edges in input
 
 and the manifest gains ``"link_split": {"fractions": [0.85, 0.05, 0.1], "seed": 0,
 "eval_negatives": 1, "source": "hash", "num_input_edges": 10556, "counts": {"train": 9044,
-"val": 500, "test": 1012}}`` (``counts``: positive edges per split). Without a split the key is
+"val": 500, "test": 1012}}`` (``counts``: positive edges per split). A Parquet edge table with a
+``split`` column (``train``/``val``/``test`` or ``0``/``1``/``2``) is split by that column when
+``--edge-split`` is not given: ``"source": "column"`` and ``fractions`` then record the shares
+found (the negatives are still keyed by ``--split-seed``). Without a split the key is
 absent (``null``) and so are the files; manifests written before it existed read as no split.
 
 ``quality`` (all over the directed edge list): ``edge_cut`` = edges whose source and target are

@@ -234,3 +234,35 @@ def _maybe_undirected(data: GraphData, undirected: bool) -> GraphData:
     attr = None if data.edge_attr is None else torch.cat([data.edge_attr, data.edge_attr[missing]])
     log.info("--undirected added %d reverse edges", int(missing.sum()))
     return data.with_(edge_index=edge_index, edge_attr=attr)
+
+
+def read_split_column(spec: str, column: str = "split"):
+    """The ``[E]`` int8 split codes of a Parquet edge table's ``column`` (train/val/test or 0/1/2;
+    :func:`distgnn.data.links.split_codes_from_column`), read alone; ``None`` when ``spec`` is not a
+    Parquet file or has no such column."""
+    import numpy as np
+
+    from ..data.links import split_codes_from_column
+
+    if Path(spec).suffix.lower() not in (".parquet", ".pq") or not Path(spec).is_file():
+        return None
+    import pyarrow.parquet as pq
+
+    f = pq.ParquetFile(spec)
+    if column not in f.schema_arrow.names:
+        return None
+    parts, row = [], 0
+    for batch in f.iter_batches(columns=[column], batch_size=1 << 20):
+        col = batch.column(0)
+        if col.null_count:
+            import pyarrow.compute as pc
+
+            bad = row + int(pc.index(pc.is_null(col), True).as_py())
+            raise DataError(f"{spec}: column {column!r} has no split at row {bad} (train, val or test)")
+        values = col.to_numpy(zero_copy_only=False)
+        try:
+            parts.append(split_codes_from_column(values, f"{spec}: column {column!r}", row))
+        except ValueError as err:
+            raise DataError(str(err)) from None
+        row += len(values)
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int8)

@@ -62,6 +62,7 @@ def partition(
     edge_split: tuple[float, float, float] | None = None,
     split_seed: int = 0,
     eval_negatives: int = 1,
+    split_column: np.ndarray | None = None,
 ) -> Manifest:
     """Partition a graph into ``num_parts`` halo-aware Parquet shards under ``out``.
 
@@ -89,6 +90,8 @@ def partition(
             split); split_seed: its seed (default 0); eval_negatives: fixed negatives per
             validation/test edge (default 1). The same split and negatives as
             :func:`distgnn.data.links.split_links` on the same graph and seed (see :mod:`.format`).
+        split_column: instead of ``edge_split``: ``[E]`` split codes of the input edges (0 train,
+            1 val, 2 test; an edge table's ``split`` column), recorded as ``source: "column"``.
 
     Returns:
         The :class:`~.format.Manifest` written to ``out/manifest.json``.
@@ -114,8 +117,10 @@ def partition(
     output = AtomicOutput(fs, root, overwrite=overwrite, inputs=inputs)  # refuses a bad `out` before any work
     started = time.perf_counter()
     link = None
-    if edge_split is not None:
-        graph, link = _split_edges(graph, edge_split, split_seed, eval_negatives, progress)
+    if edge_split is not None and split_column is not None:
+        raise PartitionError("give edge_split (--edge-split) or a split column, not both")
+    if edge_split is not None or split_column is not None:
+        graph, link = _split_edges(graph, edge_split, split_seed, eval_negatives, progress, split_column)
 
     weights = _balance_weights(graph, part_method, balance, progress)
     log.info("assigning %d nodes to %d parts with %s", n, num_parts, part_method.name)
@@ -142,12 +147,21 @@ def partition(
     return manifest
 
 
-def _split_edges(graph: GraphInput, fractions, seed, k: int, progress) -> tuple[GraphInput, dict]:
+def _split_edges(graph: GraphInput, fractions, seed, k: int, progress, column=None) -> tuple[GraphInput, dict]:
     """The graph with only its training edges, and what writing ``link_edges.parquet`` needs."""
     from ..data.links import _check_fractions, edge_split_codes
 
     try:
-        f = _check_fractions(fractions, "--edge-split")
+        if column is None:
+            f = _check_fractions(fractions, "--edge-split")
+        else:
+            column = np.asarray(column)
+            e = graph.edges.num_edges
+            if column.shape != (e,) or column.dtype.kind not in "iu" or (e and (column.min() < 0 or column.max() > 2)):
+                raise ValueError(f"{graph.name}: the split column must hold [E] = [{e}] codes 0 (train), 1 (val) or "
+                                 "2 (test)")
+            column = column.astype(np.int8, copy=False)
+            f = tuple(round(float(v), 6) for v in np.bincount(column, minlength=3) / max(e, 1))
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
             raise ValueError(f"--split-seed must be an integer >= 0, got {seed!r}")
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 0:
@@ -155,12 +169,15 @@ def _split_edges(graph: GraphInput, fractions, seed, k: int, progress) -> tuple[
     except ValueError as err:
         raise PartitionError(str(err)) from None
     bar = progress("edge split", total=graph.edges.num_edges)
-    edges = TrainingEdges(graph.edges, lambda c: edge_split_codes(c.src, c.dst, f, int(seed)))
+    if column is None:
+        edges = TrainingEdges(graph.edges, lambda c: edge_split_codes(c.src, c.dst, f, int(seed)))
+    else:
+        edges = TrainingEdges(graph.edges, lambda c: column[c.start:c.start + len(c)])
     bar.update(edges.num_input_edges)
     bar.close()
     log.info("edge split %s: %d training edges of %d", f, edges.num_edges, edges.num_input_edges)
     return replace(graph, edges=edges), {"fractions": list(f), "seed": int(seed), "eval_negatives": int(k),
-                                         "source": "hash"}
+                                         "source": "hash" if column is None else "column"}
 
 
 def _check_args(graph: GraphInput, k, hops, balance, seed, row_group_size, chunk_rows) -> None:

@@ -1,5 +1,6 @@
 """Edge splits in the partition (link prediction): the same split and negatives as split_links."""
 import json
+import re
 
 import numpy as np
 import pyarrow as pa
@@ -196,8 +197,8 @@ def test_manifest_link_split_is_checked(split_out, change, match):
 @pytest.mark.parametrize("args, match", [
     pytest.param(["--edge-split", "0.9,0.2,0.1"], "error: --edge-split fractions must sum to 1", id="sum"),
     pytest.param(["--edge-split", "a,b,c"], "error: --edge-split must be three numbers", id="numbers"),
-    pytest.param(["--eval-negatives", "2"], "error: --eval-negatives applies with --edge-split only", id="alone"),
-    pytest.param(["--split-seed", "2"], "error: --split-seed applies with --edge-split only", id="seed-alone"),
+    pytest.param(["--eval-negatives", "2"], "error: --eval-negatives applies with --edge-split (or a split column) only", id="alone"),
+    pytest.param(["--split-seed", "2"], "error: --split-seed applies with --edge-split (or a split column) only", id="seed-alone"),
     pytest.param(["--edge-split", "0.8,0.1,0.1", "--eval-negatives", "-1"],
                  "error: --eval-negatives must be an integer >= 0", id="negatives"),
     pytest.param(["--edge-split", "0.8,0.1,0.1", "--split-seed", "-1"], "error: --split-seed must be an integer >= 0",
@@ -208,3 +209,54 @@ def test_cli_errors(tmp_path, capsys, args, match):
                 + args) == 2
     assert match in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize("kind", ["strings", "ints"])
+def test_split_column_of_a_parquet_edge_table(tmp_path, graph, kind):
+    from distgnn.data import GraphData
+    from distgnn.data.links import edge_split_codes
+
+    ei = graph.edge_index.numpy()
+    codes = edge_split_codes(ei[0], ei[1], FR, 5)
+    values = np.array(["train", "val", "test"], dtype=object)[codes] if kind == "strings" else codes.astype(np.int64)
+    path = tmp_path / "edges.parquet"
+    pq.write_table(pa.table({"src": ei[0], "dst": ei[1], "split": values}), path, row_group_size=200)
+    out = tmp_path / "p"
+    assert main([str(path), "--parts", "2", "--out", str(out), "--method", "random", "--eval-negatives", "2",
+                 "--split-seed", "5", "--num-nodes", str(graph.num_nodes), "-q"]) == 0
+    m = load_manifest(out)
+    assert m.link_split["source"] == "column"
+    plain = GraphData(graph.edge_index, graph.num_nodes)
+    train, split = split_links(plain, seed=5, eval_negatives=2, codes=codes)
+    hashed_train, hashed = split_links(plain, FR, seed=5, eval_negatives=2)  # the column holds the hash's codes
+    assert torch.equal(split.dst, hashed.dst) and torch.equal(train.edge_index, hashed_train.edge_index)
+    got = candidates(out, m)
+    for c in ("src", "dst", "split", "label", "query"):
+        assert torch.equal(got[c], getattr(split, c)), c
+    assert m.link_split["counts"] == split.counts()
+    assert m.link_split["fractions"] == pytest.approx(list(np.bincount(codes, minlength=3) / codes.size), abs=1e-6)
+    verify(out)
+
+
+@pytest.mark.parametrize("values, args, match", [
+    pytest.param(["train", "val", "dev"], [], r"column 'split': value 'dev' at row 2 is not train, val or test",
+                 id="bad-name"),
+    pytest.param([0, 1, 7], [], "column 'split': value 7 at row 2 is not 0 .train., 1 .val. or 2 .test.", id="bad-code"),
+    pytest.param(["train", None, "test"], [], "column 'split' has no split at row 1", id="null"),
+    pytest.param(["train", "val", "test"], ["--undirected"], "--undirected adds reverse edges that have no split",
+                 id="undirected"),
+])
+def test_split_column_errors(tmp_path, capsys, values, args, match):
+    path = tmp_path / "edges.parquet"
+    pq.write_table(pa.table({"src": [0, 1, 2], "dst": [1, 2, 0], "split": values}), path)
+    assert main([str(path), "--parts", "1", "--out", str(tmp_path / "p"), "--method", "range", "-q"] + args) == 2
+    assert re.search(match, capsys.readouterr().err)
+
+
+def test_split_links_codes_errors(graph):
+    from distgnn.data import DataError
+
+    with pytest.raises(DataError, match=r"split_links: codes must be \[E\] = \[\d+\] integers 0, 1 or 2"):
+        split_links(graph, codes=np.zeros(3, dtype=np.int8))
+    with pytest.raises(PartitionError, match="give edge_split .--edge-split. or a split column, not both"):
+        partition(graph, 1, "unused", edge_split=FR, split_column=np.zeros(graph.num_edges, dtype=np.int8))
