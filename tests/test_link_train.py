@@ -172,3 +172,25 @@ def test_cora_gcn_dot_reaches_gae_figures():
         figures.append((seed, round(res.test["auc"], 4), round(res.test["ap"], 4)))
     print("Cora link prediction (seed, test AUC, test AP):", figures)
     assert all(auc >= 0.90 and ap >= 0.90 for _, auc, ap in figures), figures
+
+
+def test_a_partition_with_an_edge_split_trains_on_its_stored_split(tmp_path, capsys):
+    from distgnn.partition import PartitionError, partition
+    from distgnn.train.link import partition_link_split
+
+    data = sbm(num_nodes=200, num_classes=3, avg_degree=6, num_features=8, num_val=20, num_test=20, seed=2)
+    partition(data, 2, tmp_path / "p", method="random", edge_split=(0.8, 0.1, 0.1), split_seed=4, eval_negatives=2)
+    got_data, got = partition_link_split(tmp_path / "p")
+    want_data, want = split_links(data, (0.8, 0.1, 0.1), seed=4, eval_negatives=2)
+    assert torch.equal(got_data.edge_index, want_data.edge_index) and torch.equal(got_data.x, want_data.x)
+    for f in ("train_edge_index", "train_eid", "src", "dst", "split", "label", "query"):
+        assert torch.equal(getattr(got, f), getattr(want, f)), f
+    assert (got.fractions, got.seed, got.eval_negatives) == ((0.8, 0.1, 0.1), 4, 2)
+    args = ["--dataset", str(tmp_path / "p"), "--task", "link-prediction", "--epochs", "2", "--quiet"]
+    assert main(args) == 0
+    assert "edge split 0.8,0.1,0.1 (stored in the partition) (seed 4)" in capsys.readouterr().out
+    assert main(args + ["--edge-split", "0.5,0.25,0.25"]) == 2
+    assert "the partition holds its edge split; --edge-split" in capsys.readouterr().err
+    partition(data, 1, tmp_path / "plain", method="range")
+    with pytest.raises(PartitionError, match="the partition has no edge split .partition it with --edge-split."):
+        partition_link_split(tmp_path / "plain")

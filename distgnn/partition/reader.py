@@ -348,6 +348,19 @@ def _link_edges(fs, root, m: Manifest, k: int, checksums: bool) -> dict[str, Ten
     return {c: _t(a) for c, a in cols.items()}
 
 
+def load_link_edges(path: str | os.PathLike, k: int, manifest: Manifest | None = None, *,
+                    checksums: bool = True) -> dict[str, Tensor]:
+    """Only ``part-KKKKK/link_edges.parquet`` of part ``k`` (as :attr:`Part.link_edges`); a one-line
+    :class:`PartitionError` when the partition has no edge split."""
+    fs, root = open_fs(path)
+    m = manifest or load_manifest(path)
+    if m.link_split is None:
+        raise PartitionError(f"{os.fspath(path)}: the partition has no edge split (partition it with --edge-split)")
+    if not 0 <= k < m.num_parts:
+        raise PartitionError(f"{os.fspath(path)}: part {k} does not exist (num_parts={m.num_parts})")
+    return _link_edges(fs, root, m, k, checksums)
+
+
 def load_part(path: str | os.PathLike, k: int, manifest: Manifest | None = None, *, checksums: bool = True) -> Part:
     """Load part ``k`` of the partition at ``path`` (see :class:`Part` for the fields).
 

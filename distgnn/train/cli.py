@@ -121,6 +121,20 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+DEFAULT_EDGE_SPLIT = "0.85,0.05,0.10"
+
+
+def _stored_split(dataset: str) -> bool:
+    """Whether ``dataset`` is a partition directory made with an edge split."""
+    import os
+
+    if not os.path.isfile(os.path.join(dataset, "manifest.json")):
+        return False
+    from ..partition import load_manifest
+
+    return load_manifest(dataset).link_split is not None
+
+
 def _link_main(args) -> int:
     """``--task link-prediction``: split the edges, train :func:`~distgnn.train.link.train_link`, report."""
     from ..data.links import parse_edge_split, split_links
@@ -132,7 +146,13 @@ def _link_main(args) -> int:
             raise ValueError(f"--batch-size must be positive, got {args.batch_size}")
         if args.loss not in (None, "bce"):
             raise ValueError(f"link-prediction: unknown loss {args.loss!r}; choose one of bce")
-        fractions = parse_edge_split(args.edge_split)
+        stored = _stored_split(args.dataset)
+        if stored and (args.edge_split is not None or args.eval_negatives is not None or args.split_seed is not None):
+            raise ValueError(f"{args.dataset}: the partition holds its edge split; --edge-split, --eval-negatives and "
+                             "--split-seed apply to a dataset split here")
+        fractions = parse_edge_split(args.edge_split or DEFAULT_EDGE_SPLIT)
+        args.eval_negatives = 1 if args.eval_negatives is None else args.eval_negatives
+        args.split_seed = 0 if args.split_seed is None else args.split_seed
         if args.eval_negatives < 0:
             raise ValueError(f"--eval-negatives must be >= 0, got {args.eval_negatives}")
         config = TrainConfig(
@@ -141,12 +161,26 @@ def _link_main(args) -> int:
             weight_decay=args.weight_decay, seed=args.seed, select=args.select,
         )
         link = link_from_args(args)
-        data = load_dataset(args.dataset, transform=args.transform or LINK_DEFAULTS["transform"], seed=args.seed)
+        if stored:
+            from .link import partition_link_split
+
+            if args.transform not in (None, "none"):
+                raise ValueError(f"{args.dataset}: a partition's features are used as stored; --transform "
+                                 f"{args.transform} applies to a dataset split here")
+            train_data, split = partition_link_split(args.dataset)
+            data = train_data
+            args.edge_split = f"{','.join(f'{v:g}' for v in split.fractions)} (stored in the partition)"
+            args.eval_negatives, args.split_seed = split.eval_negatives, split.seed
+        else:
+            data = load_dataset(args.dataset, transform=args.transform or LINK_DEFAULTS["transform"], seed=args.seed)
+            train_data, split = None, None
         if data.x is None:
             raise DataError(f"{data.name}: link prediction needs node features x")
         edge_dim = 0 if data.edge_attr is None else int(data.edge_attr.shape[1])
         build = link_model_from_args(args, edge_dim=edge_dim)
-        train_data, split = split_links(data, fractions, seed=args.split_seed, eval_negatives=args.eval_negatives)
+        if split is None:
+            train_data, split = split_links(data, fractions, seed=args.split_seed, eval_negatives=args.eval_negatives)
+            args.edge_split = args.edge_split or DEFAULT_EDGE_SPLIT
     except (DataError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

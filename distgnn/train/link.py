@@ -22,7 +22,7 @@ from .loop import EpochStats, TrainConfig, TrainResult, _score
 
 log = logging.getLogger(__name__)
 
-__all__ = ["DEFAULT_EMBEDDING_DIM", "evaluate_link", "link_model", "train_link"]
+__all__ = ["DEFAULT_EMBEDDING_DIM", "evaluate_link", "link_model", "partition_link_split", "train_link"]
 
 DEFAULT_EMBEDDING_DIM = 64
 
@@ -45,6 +45,29 @@ def link_model(model_or_builder, in_channels: int, decoder: str = "dot", embeddi
     if decoder == "mlp" and embedding_dim is None and isinstance(model_or_builder, nn.Module):
         raise ModelError("train_link: an mlp decoder on a plain encoder module needs embedding_dim (its output width)")
     return LinkModel(model, make_decoder(decoder, dim))
+
+
+def partition_link_split(path) -> tuple[GraphData, LinkSplit]:
+    """The training graph and :class:`~distgnn.data.links.LinkSplit` stored in a partition made
+    with ``--edge-split`` (or a split column), in original node ids: the same as
+    :func:`~distgnn.data.links.split_links` on the partitioned graph with the same split.
+
+    Raises :class:`~distgnn.partition.PartitionError` when the partition has no edge split.
+    """
+    from ..partition import load_manifest, reassemble
+    from ..partition.reader import load_link_edges
+
+    m = load_manifest(path)
+    tables = [load_link_edges(path, k, m) for k in range(m.num_parts)]  # refuses a partition without a split
+    data, new_to_old = reassemble(path, original_ids=True)
+    cols = {c: torch.cat([t[c] for t in tables]) for c in tables[0]}
+    order = torch.argsort(cols["query"], stable=True)  # each part holds whole queries, positive first
+    cols = {c: v[order] for c, v in cols.items()}
+    cols["src"], cols["dst"] = new_to_old[cols["src"]], new_to_old[cols["dst"]]
+    ls = m.link_split
+    split = LinkSplit(train_edge_index=data.edge_index, train_eid=torch.arange(data.num_edges), **cols,
+                      fractions=tuple(ls["fractions"]), seed=ls["seed"], eval_negatives=ls["eval_negatives"])
+    return data, split
 
 
 def _check(data: GraphData, split: LinkSplit) -> None:

@@ -175,12 +175,12 @@ def add_edge_split_options(parser: argparse.ArgumentParser) -> None:
     """``--edge-split``, ``--eval-negatives``, ``--split-seed``: the split ``python -m distgnn.train``
     makes itself (``python -m distgnn.partition`` takes the same options)."""
     g = parser.add_argument_group("edge split (--task link-prediction)")
-    g.add_argument("--edge-split", default="0.85,0.05,0.10", metavar="TRAIN,VAL,TEST",
+    g.add_argument("--edge-split", default=None, metavar="TRAIN,VAL,TEST",
                    help="fractions of edges for training, validation and test; both directions of a pair share "
-                        "one split (default: 0.85,0.05,0.10)")
-    g.add_argument("--eval-negatives", type=int, default=1,
+                        "one split (default: 0.85,0.05,0.10; a partition made with --edge-split keeps its own)")
+    g.add_argument("--eval-negatives", type=int, default=None,
                    help="fixed negative edges per validation/test positive (default: 1)")
-    g.add_argument("--split-seed", type=int, default=0, help="seed of the edge split and its negatives (default: 0)")
+    g.add_argument("--split-seed", type=int, default=None, help="seed of the edge split and its negatives (default: 0)")
 
 
 def link_from_args(args: argparse.Namespace) -> dict:
