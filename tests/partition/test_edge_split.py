@@ -55,13 +55,14 @@ def assert_equals_split_links(out, data, fractions, seed, k):
     return m
 
 
-@pytest.mark.parametrize("method, parts", [("random", 3), ("metis", 2), ("range", 1), ("stream", 4)])
-def test_partition_split_equals_split_links(tmp_path, graph, method, parts):
+@pytest.mark.parametrize("method, parts, hops", [("random", 3, 2), ("metis", 2, 1), ("range", 1, 1), ("stream", 4, 1)])
+def test_partition_split_equals_split_links(tmp_path, graph, method, parts, hops):
     out = tmp_path / "p"
-    partition(graph, parts, out, method=method, edge_split=FR, split_seed=3, eval_negatives=2, chunk_rows=97)
+    partition(graph, parts, out, method=method, edge_split=FR, split_seed=3, eval_negatives=2, chunk_rows=97,
+              halo_hops=hops)
     m = assert_equals_split_links(out, graph, FR, 3, 2)
     report = verify(out)
-    assert report.num_files == 1 + 4 * parts
+    assert report.num_files == 1 + (4 + (hops > 1)) * parts
     for k in range(parts):  # a positive's target is owned by its part; its negatives sit beside it
         le = load_part(out, k, m).link_edges
         pos = le["label"] == 1
