@@ -1,9 +1,11 @@
-"""``python -m distgnn.train``: train a model for a node-level task on one process.
+"""``python -m distgnn.train``: train a model for a node-level task or link prediction on one process.
 
 With no arguments it trains a 2-layer GCN to classify the nodes of the built-in synthetic graph (a
 stochastic block model with class-correlated features) and prints the loss and metrics of every
 epoch and the final test score. The model, task and sampling options are the ones
-``python -m distgnn.launch`` takes (:mod:`distgnn.train.options`).
+``python -m distgnn.launch`` takes (:mod:`distgnn.train.options`). ``--task link-prediction``
+splits the dataset's edges (``--edge-split``, or a partition's stored split) and trains
+:func:`~distgnn.train.link.train_link`.
 """
 from __future__ import annotations
 
@@ -38,7 +40,7 @@ __all__ = ["load_dataset", "main", "parser"]
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m distgnn.train",
-        description=f"Train a model for a node-level task ({', '.join(TASKS)}) on one process and report its test "
+        description=f"Train a model for a task ({', '.join(TASKS)}) on one process and report its test "
                     "score.",
     )
     p.add_argument("--dataset", default="synthetic",

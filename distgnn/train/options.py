@@ -85,8 +85,8 @@ def add_task_options(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("task")
     g.add_argument("--task", default="node-classification", choices=TASKS,
                    help="node-classification ([N] class ids, cross-entropy, accuracy), multi-label ([N, C] 0/1, "
-                        "BCE, micro-F1), node-regression (float targets, MSE or L1, R2/MAE/RMSE) "
-                        "(default: node-classification)")
+                        "BCE, micro-F1), node-regression (float targets, MSE or L1, R2/MAE/RMSE), link-prediction "
+                        "(edges, BCE, AUC/AP/Hits@K/MRR) (default: node-classification)")
     g.add_argument("--loss", default=None, help="loss of the task: mse (default) or l1 for node-regression")
     g.add_argument("--select", choices=["last", "best_val"], default="last",
                    help="report the last epoch or the one with the best validation score of the task's "
