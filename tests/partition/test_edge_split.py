@@ -261,3 +261,15 @@ def test_split_links_codes_errors(graph):
         split_links(graph, codes=np.zeros(3, dtype=np.int8))
     with pytest.raises(PartitionError, match="give edge_split .--edge-split. or a split column, not both"):
         partition(graph, 1, "unused", edge_split=FR, split_column=np.zeros(graph.num_edges, dtype=np.int8))
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    pytest.param({"edge_split": (0.5, 0.5)}, "--edge-split must be three fractions", id="fractions"),
+    pytest.param({"edge_split": FR, "eval_negatives": -1}, "--eval-negatives must be an integer >= 0", id="negatives"),
+    pytest.param({"edge_split": FR, "split_seed": -2}, "--split-seed must be an integer >= 0", id="seed"),
+    pytest.param({"split_column": np.array([0, 1, 5])}, r"the split column must hold \[E\] = \[\d+\] codes", id="column"),
+])
+def test_partition_api_errors_leave_nothing(tmp_path, graph, kwargs, match):
+    with pytest.raises(PartitionError, match=match):
+        partition(graph, 2, tmp_path / "out", **kwargs)
+    assert list(tmp_path.iterdir()) == []
