@@ -149,15 +149,15 @@ def _num_columns(path: Path) -> int:
 def _csv_blocks(path: Path, columns: int, kind: str) -> Iterator[np.ndarray]:
     """``[rows, columns]`` blocks of a header-less numeric CSV file (``kind``: "int" or "float").
 
-    Float columns: empty or ``nan`` cells become NaN. Int columns: a missing or non-integer cell is
+    Float columns (parsed as float32): empty or ``nan`` cells become NaN. Int columns: a missing or non-integer cell is
     a :class:`DataError` naming the file and the row.
     """
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
     names = [f"c{j}" for j in range(columns)]
-    pa_type = pa.int64() if kind == "int" else pa.float64()
-    dtype = np.int64 if kind == "int" else np.float64
+    pa_type = pa.int64() if kind == "int" else pa.float32()  # float32: what x and y are stored as
+    dtype = np.int64 if kind == "int" else np.float32
     try:
         reader = pacsv.open_csv(
             pa.input_stream(str(path), compression="detect"),
@@ -171,6 +171,7 @@ def _csv_blocks(path: Path, columns: int, kind: str) -> Iterator[np.ndarray]:
         try:
             batch = reader.read_next_batch()
         except StopIteration:
+            pa.default_memory_pool().release_unused()  # Arrow's pool keeps freed blocks otherwise
             return
         except pa.ArrowException as err:
             raise DataError(f"{path}: not a CSV of {columns} numeric columns near line {row + 1} "
