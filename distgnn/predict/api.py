@@ -103,8 +103,6 @@ def _run_config(ckpt: str, state: dict, overrides: dict, model, task):
         kw["model"] = model
     if task is not None:
         kw["task"] = task
-    if isinstance(kw.get("fanouts"), list):
-        kw["fanouts"] = tuple(kw["fanouts"])
     try:
         return RunConfig(**kw, **overrides, mode="full", run_dir="", checkpoint_dir=None)
     except (ValueError, TypeError) as err:
@@ -200,7 +198,8 @@ def predict(parts: str | None = None, checkpoint: str | None = None, out: str | 
         raise PredictError("--checkpoint is required (a checkpoint file or a directory of them)")
     if embeddings is not None and (isinstance(embeddings, bool) or not isinstance(embeddings, int) or embeddings < 1):
         raise PredictError(f"--embeddings must be a layer step >= 1, got {embeddings!r}")
-    if batch_nodes is not None and (isinstance(batch_nodes, bool) or not isinstance(batch_nodes, int) or batch_nodes < 0):
+    bad_batch = isinstance(batch_nodes, bool) or not isinstance(batch_nodes, int) or batch_nodes < 0
+    if batch_nodes is not None and bad_batch:
         raise PredictError(f"--batch-nodes must be an integer >= 0 (0: whole parts), got {batch_nodes!r}")
     ckpt, state = resolve_checkpoint(checkpoint, lambda m: (log.warning("%s", m), say(f"warning: {m}")))
     if parts is None:

@@ -37,7 +37,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--gpus-per-worker", type=float, default=0, help="GPUs per worker (default: 0, CPU and gloo)")
     p.add_argument("--address", default=None, help="Ray cluster: auto, ray://host:port (default: $RAY_ADDRESS when "
                    "set, else a local one on 127.0.0.1)")
-    p.add_argument("--timeout", type=float, default=300.0, help="seconds any collective or step may take (default: 300)")
+    p.add_argument("--timeout", type=float, default=300.0,
+                   help="seconds any collective or step may take (default: 300)")
     p.add_argument("--quiet", action="store_true", help="print only the final line")
     return p
 

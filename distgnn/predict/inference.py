@@ -28,7 +28,6 @@ for the degree table, those inside whole-part steps), whatever its number of chu
 """
 from __future__ import annotations
 
-import logging
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -37,8 +36,6 @@ import torch
 from torch import Tensor, nn
 
 from ..graph import Graph, GraphError
-
-log = logging.getLogger(__name__)
 
 __all__ = ["ChunkGraph", "LayerReport", "layerwise_forward", "LayerwiseRun"]
 
@@ -73,7 +70,8 @@ class ChunkGraph(Graph):
         raise GraphError("an inference chunk has no reverse edges; the layer is not chunkable (see CHUNKABLE_LAYERS)")
 
     def all_reduce(self, t: Tensor) -> Tensor:
-        raise GraphError("an inference chunk cannot sum over the graph; the layer is not chunkable (see CHUNKABLE_LAYERS)")
+        raise GraphError("an inference chunk cannot sum over the graph; the layer is not chunkable "
+                         "(see CHUNKABLE_LAYERS)")
 
     def with_edges(self, edge_index: Tensor) -> "ChunkGraph":
         return ChunkGraph(edge_index, self.num_nodes, self.deg_offset)
@@ -118,7 +116,8 @@ class _Chunker:
         # in-neighbours keep their self-loops, so graphs derived by dropping/adding loops count them right
         k = self.loops[outside]
         loop_ids = torch.repeat_interleave(torch.arange(b - a, rows.numel(), device=dev), k)
-        edge_index = torch.cat([torch.stack([local_src, dst - a]), torch.stack([loop_ids, loop_ids])], 1)  # (2, E_c + L)
+        loops = torch.stack([loop_ids, loop_ids])  # (2, L)
+        edge_index = torch.cat([torch.stack([local_src, dst - a]), loops], 1)  # (2, E_c + L)
         local = torch.bincount(edge_index[1], minlength=rows.numel())
         g = ChunkGraph(edge_index, int(rows.numel()), self.deg[rows] - local)
         return rows, g
