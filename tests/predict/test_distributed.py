@@ -95,3 +95,39 @@ def test_predictions_on_ranks_equal_whole_graph_inference(tmp_path, graph_and_pa
         test = data.test_mask
         assert sums[-2] == int(test.sum())
         assert sums[-1] == int((ref.argmax(-1)[test] == data.y[test]).sum())
+
+
+def _load_errors(rank, world, parts, unlabelled, config):
+    from distgnn.launch.shard import assign_parts
+    from distgnn.launch.worker import Worker
+    from distgnn.partition import load_manifest
+
+    def load(where, state, channels):
+        m = load_manifest(where)
+        starts = [0, m.num_nodes]
+        Worker(rank, world, config).load_inference(where, list(assign_parts(m.num_parts, 1)[0]), starts, m, state,
+                                                   channels)
+
+    torch.manual_seed(0)
+    net = model_builder("gcn")(8, 4)
+    state = {"model": net.state_dict()}
+    with pytest.raises(ValueError, match=r"the partition has 8 features, the checkpoint's model takes 5; predict on "
+                                         r"the partition it was trained on"):
+        load(parts, state, [5, 4])
+    with pytest.raises(ValueError, match=r"the checkpoint's parameters do not fit the model gcn rebuilt from its "
+                                         r"settings \(size mismatch"):
+        load(parts, state, [8, 3])
+    with pytest.raises(ValueError, match="does not record its output width and the partition has no label column"):
+        load(unlabelled, state, None)
+    load(parts, state, None)  # an older checkpoint: the width from the labels (4 classes)
+    return True
+
+
+def test_worker_refuses_a_model_that_does_not_fit(tmp_path, graph_and_parts):
+    from distgnn.data import GraphData
+
+    data, parts = graph_and_parts
+    unlabelled = str(tmp_path / "unlabelled")
+    partition(GraphData(edge_index=data.edge_index, num_nodes=data.num_nodes, x=data.x), 1, unlabelled, method="range")
+    config = RunConfig(model="gcn", workers=1, threads_per_worker=1, run_dir="").to_dict()
+    assert run_ranks(_load_errors, 1, tmp_path, parts, unlabelled, config, timeout=120) == [True]

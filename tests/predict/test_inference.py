@@ -136,3 +136,16 @@ def test_the_chunk_graph_refuses_what_it_cannot_answer_exactly():
         g.all_reduce(torch.zeros(1))
     with pytest.raises(GraphError, match="cannot weigh in-degrees"):
         g.in_degree(torch.ones(2))
+
+
+@pytest.mark.parametrize("layer", ["ECCConv", "XENetConv"])
+def test_layers_with_edge_features_run_layer_by_layer(layer):
+    ei, n, x = _graph()
+    e = torch.randn(ei.shape[1], 3, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    torch.manual_seed(0)
+    m = LayerStack(layer, 6, 3, hidden=8, num_layers=2, edge_dim=3).double().eval()
+    ref = m(x, Graph(ei, n), e=e)
+    out, kept = layerwise_forward(m, x, Graph(ei, n), {"e": e}, batch_nodes=4, keep=(1,))
+    assert not any(s.chunkable for s in layer_steps(m))
+    torch.testing.assert_close(out, ref, atol=1e-12, rtol=1e-10)
+    assert kept[1].shape == (n, 8)
