@@ -98,6 +98,9 @@ def _run_config(ckpt: str, state: dict, overrides: dict, model, task):
     if not isinstance(settings, dict) or "model" not in settings:
         raise PredictError(f"--checkpoint {ckpt}: holds no model settings (config); it was not written by "
                            "distgnn.launch")
+    if settings.get("task") == "link-prediction" and task is None:
+        raise PredictError(f"--checkpoint {ckpt}: a link-prediction model; distgnn.predict exports node-task "
+                           "predictions only (classification, multi-label, regression) for now")
     kw = {k: settings[k] for k in _CONFIG_KEYS if k in settings}
     if model is not None:
         kw["model"] = model
