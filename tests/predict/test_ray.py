@@ -90,6 +90,8 @@ def test_the_demo_run_directory_then_predict_overwrite_and_refusals(tmp_path, ra
     ids2, probs2, t = _read(out)
     np.testing.assert_allclose(probs2, probs, atol=1e-6)
     assert "embedding" in t.column_names and r2.columns[-1] == {"name": "embedding", "type": "float32", "shape": [16]}
+    only = predict(checkpoint=run, workers=2, threads_per_worker=1)  # no --out: the exact metrics alone
+    assert only.out is None and only.metrics == r.metrics and sorted(os.listdir(tmp_path)) == ["demo", "preds"]
 
 
 def test_a_checkpoint_that_does_not_fit_the_model_is_refused(tmp_path, ray_session):
