@@ -50,7 +50,7 @@ examples:
   python -m distgnn.partition planetoid:cora --parts 4 --out cora-4
   python -m distgnn.partition edges.parquet --nodes nodes.parquet --parts 8 --out g8 --balance train
   python -m distgnn.partition big-edges.parquet --method stream --parts 16 --out big16
-  python -m distgnn.partition planetoid:cora --parts 2 --out cora-links --edge-split 0.85,0.05,0.10 --transform none
+  python -m distgnn.partition planetoid:cora --parts 2 --out cora-links --edge-split 0.85,0.05,0.10
   python -m distgnn.partition verify cora-4
 """
 
@@ -83,7 +83,8 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", help="graph name recorded in the manifest (default: from INPUT)")
     p.add_argument("--transform", choices=TRANSFORMS, default=None,
                    help="node feature transform, recorded in the manifest (default: row-normalize for "
-                        "planetoid:NAME, as python -m distgnn.train does; none otherwise)")
+                        "planetoid:NAME, as python -m distgnn.train does, but none with --edge-split, as "
+                        "train's link prediction; none otherwise)")
     g = p.add_argument_group("edge-list tables")
     g.add_argument("--nodes", metavar="FILE", help="node table (.parquet/.csv): id, features, label, masks")
     g.add_argument("--src", default="src", help="source id column (default: src)")
@@ -210,7 +211,8 @@ def _run(args: argparse.Namespace, progress) -> Manifest:
         num_nodes=args.num_nodes, undirected=args.undirected, stream=args.method == "stream",
     )
     bar.close()
-    transform = args.transform or default_transform(args.input)
+    # an edge split is for link prediction, whose default features are the raw ones (as in train)
+    transform = args.transform or ("none" if args.edge_split is not None else default_transform(args.input))
     if isinstance(data, GraphData):
         data = apply_transform(data, transform)
     elif transform != "none":

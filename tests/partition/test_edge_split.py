@@ -99,6 +99,21 @@ def test_cli_prints_the_split_and_verify_passes(tmp_path, capsys):
     assert main(["verify", str(out)]) == 0
 
 
+def test_an_edge_split_keeps_raw_features_by_default(tmp_path):
+    """Link prediction's default features are the raw ones in train and partition alike; an explicit
+    --transform still applies (and is recorded)."""
+    from distgnn.data import load_planetoid
+
+    raw = load_planetoid("cora", normalize_features=False).x
+    for extra, transforms in (([], ()), (["--transform", "row-normalize"], ("row-normalize",))):
+        out = tmp_path / f"cora{len(extra)}"
+        assert main(["planetoid:cora", "--parts", "2", "--out", str(out), "--edge-split", "0.85,0.05,0.10", "-q",
+                     "--method", "range"] + extra) == 0
+        assert load_manifest(out).transforms == transforms
+        data, _ = reassemble(out, original_ids=True)
+        assert torch.equal(data.x, raw) == (not extra)
+
+
 def test_no_split_means_no_link_edges(tmp_path):
     g = make_graph([0, 1, 2], [1, 2, 0], 3)
     m = partition(g, 1, tmp_path / "p", method="range")
