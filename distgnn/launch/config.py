@@ -211,6 +211,11 @@ class RunConfig:
             raise ValueError(f"decoder must be one of {', '.join(DECODERS)}, got {self.decoder!r}")
         if self.neg_sampling not in NEG_MODES:
             raise ValueError(f"neg_sampling must be one of {', '.join(NEG_MODES)}, got {self.neg_sampling!r}")
+        from .link import is_link_task
+
+        if is_link_task(self.task) and self.mode == "sampled" and self.cache_mb > 0 and self.cache_policy == "prepass":
+            raise ValueError("cache_policy 'prepass' measures node seeds; link prediction caches by in-degree "
+                             "(use cache_policy 'degree')")
         if self.resume and not self.checkpoint_dir:
             raise ValueError("resume needs a checkpoint directory (--checkpoint-dir)")
 

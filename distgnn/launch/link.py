@@ -380,9 +380,6 @@ class LinkSampledEpochs:
         if "e" in worker.inputs and getattr(worker.replica.model, "takes_edges", False):
             raise ValueError(f"--mode sampled does not carry edge features to the model yet, and {c.model_name} "
                              "uses them; train it with --mode full")
-        if c.cache_mb > 0 and c.cache_policy == "prepass":
-            raise ValueError("--cache-policy prepass measures node seeds; link prediction caches by in-degree "
-                             "(use --cache-policy degree)")
         self.group = dist.new_group(backend="gloo")  # sampling, negatives and features: their own group
         topo = Topology.from_edge_index(shard.edge_index, shard.node_start, shard.num_nodes, shard.eid)
         self.starts = list(shard.starts)
