@@ -197,9 +197,13 @@ class Driver:
             out = os.path.join(self._tmpdir, "parts")
         data = sbm(seed=c.seed)
         t0 = time.perf_counter()
-        m = partition(data, num_parts=c.workers, out=out, method="metis", seed=c.seed)
+        from .link import is_link_task
+
+        split = {"edge_split": (0.85, 0.05, 0.10), "split_seed": c.seed} if is_link_task(c.task) else {}
+        m = partition(data, num_parts=c.workers, out=out, method="metis", seed=c.seed, **split)
         self.echo(f"{data}\npartitioned into {m.num_parts} parts with METIS in {time.perf_counter() - t0:.1f} s "
-                  f"(edge cut {m.quality.get('edge_cut_fraction', float('nan')):.3f}) -> {out}")
+                  f"(edge cut {m.quality.get('edge_cut_fraction', float('nan')):.3f})"
+                  f"{', edges split 85/5/10 for link prediction' if split else ''} -> {out}")
         return out
 
     def _check(self, parts_dir: str):
