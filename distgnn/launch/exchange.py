@@ -16,8 +16,8 @@ operation           forward / backward
                     wherever it is stored; backward sends gradients to the storing rank
 ``all_reduce(t)``   ``dist.all_reduce`` (sum); backward all-reduces the gradient
 ``fetch(h, ids)``   ``h [N, *], ids [M] -> [M, *]``: rows of any nodes by global id from their
-                    owners (this rank included); backward sends each row's gradient back to
-                    its owner, which ``index_add``\\ s it (repeated ids summed)
+                    owners (own rows read in place); backward sends each row's gradient back
+                    to its owner, which ``index_add``\\ s it (repeated ids summed)
 ==================  ==========================================================================
 
 The send lists of gather/scatter/gather_reverse are derived once, at construction, by one
@@ -55,7 +55,7 @@ from torch import Tensor
 from ..collectives import exchange_lists
 from ..graph import GraphError, LocalExchange, PartitionedGraph
 
-__all__ = ["CollectiveExchange", "ExchangePlan", "collective_part"]
+__all__ = ["CollectiveExchange", "ExchangePlan", "FetchPlan", "collective_part"]
 
 
 @dataclass
@@ -95,6 +95,17 @@ class ExchangePlan:
             move = lambda t: None if t is None else t.to(device)  # noqa: E731
             hit = self._on_device[key] = (move(self.send_idx), move(self.recv_idx))
         return hit
+
+
+@dataclass
+class FetchPlan:
+    """How :meth:`CollectiveExchange.fetch` assembles ``[M, *]`` rows: ``exchange`` brings the
+    rows owned elsewhere (zeros elsewhere), ``own_pos [M_own]`` are the positions of the rows this
+    rank owns and ``own_local [M_own]`` their local rows."""
+
+    exchange: ExchangePlan
+    own_pos: Tensor
+    own_local: Tensor
 
 
 class _Counter:
@@ -370,14 +381,18 @@ class CollectiveExchange:
             return owner, ids - self.starts[owner]
         return self.node_owner[ids], self.node_local[ids]
 
-    def fetch_plan(self, ids: Tensor) -> ExchangePlan:
-        """The :class:`ExchangePlan` that moves the rows of ``ids [M]`` from their owners here.
-        Collective (two small exchanges: request counts, then requested rows); reusable for
-        several tensors of rows indexed alike."""
+    def fetch_plan(self, ids: Tensor) -> "FetchPlan":
+        """The :class:`FetchPlan` of ``ids [M]``: owned rows read in place, the others moved from
+        their owners by one :class:`ExchangePlan`. Collective (two small exchanges: request
+        counts, then the requested rows' ids; none when no rank asks another for anything);
+        reusable for several tensors of rows indexed alike."""
         owner, local = self.locate(ids)
         world, dev = self.world_size, self.device
-        order = torch.argsort(owner, stable=True)  # requests grouped by owner, in id order within
-        ask = torch.bincount(owner, minlength=world)  # (W,)
+        mine = owner == self.rank
+        own_pos = torch.nonzero(mine).flatten()
+        remote = torch.nonzero(~mine).flatten()
+        order = remote[torch.argsort(owner[remote], stable=True)]  # requests grouped by owner, id order within
+        ask = torch.bincount(owner[remote], minlength=world)  # (W,), nothing asked of ourselves
         table = [torch.zeros(world, dtype=torch.long, device=dev) for _ in range(world)]
         dist.all_gather(table, ask.to(dev), group=self.group)  # table[p][q]: rows p asks of q
         table = torch.stack(table).cpu()  # (W, W)
@@ -393,7 +408,8 @@ class CollectiveExchange:
             requested = torch.zeros(0, dtype=torch.long)
         if requested.numel() and int(requested.max()) >= self.num_owned:  # pragma: no cover - locate checked
             raise GraphError(f"rank {self.rank}: asked for row {int(requested.max())} of {self.num_owned}")
-        return ExchangePlan(requested, send_counts, order, recv_counts, self.num_owned, int(ids.numel()), active)
+        plan = ExchangePlan(requested, send_counts, order, recv_counts, self.num_owned, int(ids.numel()), active)
+        return FetchPlan(plan, own_pos, local[own_pos])
 
     def fetch(self, h: Tensor, ids: Tensor) -> Tensor:
         """``h [N, *]`` (the owned rows), ``ids [M]`` global ids -> ``[M, *]``. Collective."""
@@ -401,9 +417,14 @@ class CollectiveExchange:
             raise GraphError(f"rank {self.rank}: fetch expects [{self.num_owned}, *] rows, got {tuple(h.shape)}")
         return self.fetch_with(self.fetch_plan(ids), h)
 
-    def fetch_with(self, plan: ExchangePlan, h: Tensor) -> Tensor:
-        """Rows of ``h [N, *]`` by a plan of :meth:`fetch_plan`: ``[M, *]``. Collective, differentiable."""
-        return _ExchangeFn.apply(h, plan, self.group, self._counter)  # (M, *)
+    def fetch_with(self, plan: "FetchPlan", h: Tensor) -> Tensor:
+        """Rows of ``h [N, *]`` by a plan of :meth:`fetch_plan`: ``[M, *]``. Collective, differentiable
+        (the remote rows' backward is the exchange transposed; the owned rows' an ``index_add``)."""
+        out = _ExchangeFn.apply(h, plan.exchange, self.group, self._counter)  # (M, *), zeros at owned rows
+        if not plan.own_pos.numel():
+            return out
+        own_pos, own_local = (t.to(h.device) for t in (plan.own_pos, plan.own_local))
+        return out.index_copy(0, own_pos, h.index_select(0, own_local))  # (M, *)
 
     def __repr__(self) -> str:
         return (
