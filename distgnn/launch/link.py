@@ -24,7 +24,8 @@ every worker the edges it stores, in that order, and the step count ``S`` they a
 :func:`~.sampled.split_seeds`). Step ``k`` of a worker: its positives, their keyed negatives,
 ``seeds = unique(endpoints)`` (sorted), their sampled neighbourhood
 (:func:`~distgnn.sampling.sample_subgraph` over the distributed keyed sampler, step seed
-``(seed, epoch, k)``), the model on it, scores from the seed rows; the summed loss and ONE
+``(seed, epoch, k)``; the sampled edges' features, for an encoder that uses them, from the workers
+storing them), the model on it, scores from the seed rows; the summed loss and ONE
 all-reduce of the gradients with the row count (a mean over the global batch). A single process
 (one worker) takes the same batches: the whole shuffled list in chunks of ``batch_size``.
 
@@ -121,7 +122,8 @@ def load_link(worker, shard, link_edges: dict[str, Tensor], read_s: float, t0: f
         e = (e.unsqueeze(-1) if e.dim() == 1 else e).to(dev)  # (E_w, S)
     torch.manual_seed(c.seed)  # the same initial parameters on every rank
     model = build_link_model(c, int(worker.x.shape[1]), 0 if e is None else int(e.shape[1])).to(dev)
-    worker.inputs = {"e": e} if e is not None and accepts_edge_features(model) else {}
+    takes_e = e is not None and accepts_edge_features(model) and getattr(model, "takes_edges", True)
+    worker.inputs = {"e": e} if takes_e else {}  # edge features only for an encoder that uses them
     if any(isinstance(p, nn.parameter.UninitializedParameter) for p in model.parameters()):
         model.eval()  # lazy layers take their sizes from one forward (the same on every rank)
         with torch.no_grad():
@@ -373,13 +375,11 @@ class LinkSampledEpochs:
     """The worker side of sampled link prediction (see the module docstring)."""
 
     def __init__(self, worker, shard):
-        from ..sampling import DistributedSampleFn, FeatureFetcher, IdMap, Topology, in_degree_hotness
+        from ..sampling import (DistributedSampleFn, EdgeFeatureFetcher, FeatureFetcher, IdMap, Topology,
+                                in_degree_hotness)
 
         c = worker.config
         self.worker, self.config = worker, c
-        if "e" in worker.inputs and getattr(worker.replica.model, "takes_edges", False):
-            raise ValueError(f"--mode sampled does not carry edge features to the model yet, and {c.model_name} "
-                             "uses them; train it with --mode full")
         self.group = dist.new_group(backend="gloo")  # sampling, negatives and features: their own group
         topo = Topology.from_edge_index(shard.edge_index, shard.node_start, shard.num_nodes, shard.eid)
         self.starts = list(shard.starts)
@@ -388,6 +388,10 @@ class LinkSampledEpochs:
         self.local_batch = max(1, -(-c.batch_size // worker.world_size))
         hot = in_degree_hotness(topo, self.starts, group=self.group) if c.cache_mb > 0 else None
         self.fetcher = FeatureFetcher(shard.x, self.starts, cache_mb=c.cache_mb, hotness=hot, group=self.group)
+        self.edge_fetcher = None
+        if "e" in worker.inputs:  # an encoder that uses edge features: the sampled edges' rows
+            e = shard.edge_attr.unsqueeze(-1) if shard.edge_attr.dim() == 1 else shard.edge_attr  # (E_w, S)
+            self.edge_fetcher = EdgeFeatureFetcher(e, shard.eid, self.starts, group=self.group)
         self.sampler, self.member = make_sampler(worker, self.group)
         self._thread = None
         self._queue = None
@@ -412,8 +416,11 @@ class LinkSampledEpochs:
                               seed=mix_seed(self.config.seed, self.epoch, step), id_map=self.id_map)
         t1 = time.perf_counter()
         x = self.fetcher.fetch(sub.node_ids)
+        e = None
+        if self.edge_fetcher is not None:  # rows of the sampled edges, read where they are stored
+            e = self.edge_fetcher.fetch(sub.eid, sub.node_ids.index_select(0, sub.edge_index[1]))  # (E_sub, S)
         t2 = time.perf_counter()
-        return sub, x, inverse, int(src.numel()), t1 - t0, t2 - t1
+        return sub, (x, e), inverse, int(src.numel()), t1 - t0, t2 - t1
 
     def _run_producer(self) -> None:
         try:
@@ -435,6 +442,8 @@ class LinkSampledEpochs:
         self.batches = chunks + [torch.zeros(0, dtype=torch.long)] * (steps - len(chunks))
         self.step = 0
         self.fetcher.reset_stats()
+        if self.edge_fetcher is not None:
+            self.edge_fetcher.reset_stats()
         self.stats = dict(loss_sum=0.0, rows=0, positives=0, sample_s=0.0, fetch_s=0.0, wait_s=0.0, compute_s=0.0,
                           sync_s=0.0, sampled_edges=0, sampled_nodes=0)
         if self.config.pipeline:
@@ -457,7 +466,7 @@ class LinkSampledEpochs:
         w = self.worker
         r = w.replica
         for _ in range(min(count, self.steps - self.step)):
-            sub, x, inverse, n_pos, sample_s, fetch_s = self._next()
+            sub, (x, e), inverse, n_pos, sample_s, fetch_s = self._next()
             st = self.stats
             st["sample_s"] += sample_s
             st["fetch_s"] += fetch_s
@@ -467,7 +476,8 @@ class LinkSampledEpochs:
             r.zero_grad()
             rows = inverse.numel() // 2  # positives and negatives
             if rows:
-                h = r.model(x.to(w.device), Graph(sub.edge_index.to(w.device), int(sub.node_ids.numel())))
+                inputs = {} if e is None else {"e": e.to(w.device)}
+                h = r.model(x.to(w.device), Graph(sub.edge_index.to(w.device), int(sub.node_ids.numel())), **inputs)
                 inv = inverse.to(w.device)
                 logits = r.model.score(h[inv[:rows]], h[inv[rows:]])  # (rows,): seed rows come first
                 label = torch.zeros(rows, device=w.device)
@@ -495,7 +505,8 @@ class LinkSampledEpochs:
             epoch=epoch, loss=float(total[0] / total[1]) if float(total[1]) else float("nan"),
             steps=self.steps, seeds=s["positives"], sample_s=s["sample_s"], fetch_s=s["fetch_s"], wait_s=s["wait_s"],
             compute_s=s["compute_s"], sync_s=s["sync_s"], sampled_edges=s["sampled_edges"],
-            sampled_nodes=s["sampled_nodes"], hits=f.hits, misses=f.misses, bytes_fetched=f.bytes_fetched,
+            sampled_nodes=s["sampled_nodes"], hits=f.hits, misses=f.misses,
+            bytes_fetched=f.bytes_fetched + (self.edge_fetcher.bytes_fetched if self.edge_fetcher is not None else 0),
             bytes_saved=f.bytes_saved, halo_bytes=w.graph.exchange.bytes_sent,
         )
         if float(total[1]):

@@ -36,7 +36,7 @@ from distgnn.train import TrainConfig
 from distgnn.train.link import train_link
 from tests.launch.spawn import run_ranks
 
-N, F_IN, HIDDEN = 30, 6, 8
+N, F_IN, HIDDEN, S = 30, 6, 8, 2
 LR, WD = 0.01, 5e-4
 SPLIT = (0.7, 0.15, 0.15)
 
@@ -51,7 +51,8 @@ def link_graph(seed: int = 0) -> GraphData:
     back = src < 24  # the reverse of an edge into 0..23 from 0..23
     ei = torch.cat([torch.stack([src, dst]), torch.stack([dst[back], src[back]])], 1)
     x = torch.randn(N, F_IN, generator=g)
-    return GraphData(edge_index=ei, num_nodes=N, x=x, name="link-graph")
+    e = torch.rand(ei.shape[1], S, generator=g)
+    return GraphData(edge_index=ei, num_nodes=N, x=x, edge_attr=e, name="link-graph")
 
 
 # parts: 2 interleaved; 3 with part 2 owning only nodes 24..29 (no in-edge: no positive, no candidate)
@@ -82,9 +83,10 @@ def from_parts(parts_dir: str) -> tuple[GraphData, LinkSplit, list[int]]:
     eid = torch.cat([p.eid for p in ps])
     order = torch.argsort(eid)
     ei = torch.cat([p.edge_index for p in ps], 1)[:, order]
+    e = torch.cat([p.edge_attr.reshape(p.eid.numel(), S) for p in ps])[order] if ps[0].edge_attr is not None else None
     le = merge_link_edges(ps)
     split = LinkSplit(train_edge_index=ei, train_eid=eid[order], **le)
-    data = GraphData(edge_index=ei, num_nodes=m.num_nodes, x=torch.cat([p.x for p in ps]), name="parts")
+    data = GraphData(edge_index=ei, num_nodes=m.num_nodes, x=torch.cat([p.x for p in ps]), edge_attr=e, name="parts")
     return data, split, [p.node_start for p in m.parts] + [m.num_nodes]
 
 
@@ -127,7 +129,7 @@ def reference(parts_dir: str, world: int, **kw):
     cfg = config(parts_dir, world, **kw)
     data, split, starts = from_parts(parts_dir)
     torch.manual_seed(cfg.seed)
-    model = build_link_model(cfg, F_IN, 0)
+    model = build_link_model(cfg, F_IN, S)
     losses = []
     train_cfg = TrainConfig(epochs=cfg.epochs, lr=LR, weight_decay=WD, seed=cfg.seed)
     common = dict(negatives=cfg.negatives, neg_mode=cfg.neg_sampling, exclude_positives=cfg.exclude_positives,
@@ -175,7 +177,8 @@ def sampled_reference(model, data, split, starts, cfg):
                 seeds = torch.unique(torch.cat([u, v]))
                 sub = sample_subgraph(sampler.sample_fn, seeds, cfg.fanouts, seed=mix_seed(cfg.seed, epoch, k),
                                       num_nodes=n)
-                h = model(data.x[sub.node_ids], Graph(sub.edge_index, int(sub.node_ids.numel())))
+                inputs = {"e": data.edge_attr[torch.searchsorted(split.train_eid, sub.eid)]} if model.takes_edges else {}
+                h = model(data.x[sub.node_ids], Graph(sub.edge_index, int(sub.node_ids.numel())), **inputs)
                 logits = model.score(h[torch.searchsorted(seeds, u)], h[torch.searchsorted(seeds, v)])
                 label = torch.cat([torch.ones(s.numel()), torch.zeros(ns.numel())])
                 loss = task.loss(logits, label)
@@ -188,7 +191,8 @@ def sampled_reference(model, data, split, starts, cfg):
                     p.grad /= rows
             opt.step()
         losses.append(total / count)
-    res = evaluate_link(model, task, data.x, Graph(data.edge_index, n), {}, split)
+    inputs = {"e": data.edge_attr} if model.takes_edges else {}
+    res = evaluate_link(model, task, data.x, Graph(data.edge_index, n), inputs, split)
     metrics = {f"{s}_{k}": v for s in ("val", "test") for k, v in res[s].items()}
     return model.state_dict(), losses, metrics
 
@@ -211,7 +215,7 @@ def _train_cases(rank, world, parts_dir, cases):
 
 
 CASES = {
-    2: [dict(mode="full"), dict(mode="sampled")],
+    2: [dict(mode="full"), dict(mode="sampled"), dict(mode="sampled", model="ECCConv")],  # ECCConv: edge features
     3: [dict(mode="full", negatives=2, neg_sampling="uniform", decoder="mlp"),
         dict(mode="full", negatives=3, exclude_positives=True),
         dict(mode="sampled", negatives=2, exclude_positives=True)],
@@ -222,7 +226,9 @@ CASES = {
 @pytest.mark.parametrize("world", [2, 3])
 def test_distributed_link_prediction_equals_single_process(parts, tmp_path, world):
     """Full-graph and sampled, dot and MLP decoders, corrupt-dst and uniform negatives, with and
-    without excluding known positives: loss of every epoch, parameters and metrics as one process."""
+    without excluding known positives, an encoder of edge features (ECCConv, sampled: the sampled
+    edges' rows come from the workers storing them): loss of every epoch, parameters and metrics
+    as one process."""
     results = run_ranks(_train_cases, world, tmp_path, parts[world], CASES[world], timeout=300)
     for i, kw in enumerate(CASES[world]):
         per_rank = [r[i] for r in results]
@@ -237,7 +243,7 @@ def test_sampled_reference_on_one_worker_is_train_link(parts):
     cfg = config(parts[2], 1, **cfg_kw)
     data, split, starts = from_parts(parts[2])
     torch.manual_seed(cfg.seed)
-    mine = sampled_reference(build_link_model(cfg, F_IN, 0), data, split, [starts[0], starts[-1]], cfg)
+    mine = sampled_reference(build_link_model(cfg, F_IN, S), data, split, [starts[0], starts[-1]], cfg)
     theirs = reference(parts[2], 1, **cfg_kw)
     assert mine[1] == pytest.approx(theirs[1], rel=1e-6)
     for k, v in theirs[0].items():
