@@ -156,6 +156,9 @@ class Graph:
         On a whole graph node ``i`` is row ``i``; on a :class:`PartitionedGraph` ``h`` holds the owned
         rows only and every id is asked of its owner (see :meth:`PartitionedGraph.fetch_rows`).
         Ids may repeat; the gradient of a repeated row is summed.
+
+        Shapes:
+            h: ``[N, *]`` (``N`` = owned rows), ids: ``[M]`` int64 -> ``[M, *]``.
         """
         self._check_fetch(h, ids)
         if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= self.num_nodes):
