@@ -46,7 +46,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 import torch.distributed as dist
@@ -196,7 +196,11 @@ class CollectiveExchange:
             partitioner lay it out); ``gather_plan[rank]`` must be empty.
         reverse_plan: optional, ``world_size`` pairs ``(here, there)``: positions of our edges and
             positions, among the edges stored on rank ``q``, of their reverse edges. Needed for
-            :meth:`gather_reverse`.
+            :meth:`gather_reverse`. Or a callable returning those pairs, called (collectively: it
+            may exchange) at the first :meth:`gather_reverse`, so a model that never asks for
+            reverse edges never holds their plan; every rank's first ``gather_reverse`` is then at
+            the same point of its program, as the layers make it (they run the same code on every
+            part).
         num_edges: ``E_p``, edges stored here (required with ``reverse_plan``).
         group: the process group (default: the world group).
         device: where the construction-time index exchange runs (default: CPU for gloo, the
@@ -208,7 +212,7 @@ class CollectiveExchange:
             by :meth:`fetch`.
 
     Construction is collective: every rank of ``group`` must build its exchange at the same
-    time, all with or all without ``reverse_plan``.
+    time, all with, all without or all with a callable ``reverse_plan``.
 
     Attributes:
         bytes_sent, bytes_received: bytes of rows moved by gather/scatter/gather_reverse
@@ -223,7 +227,7 @@ class CollectiveExchange:
         world_size: int,
         num_owned: int,
         gather_plan: Sequence[Tensor],
-        reverse_plan: Sequence[tuple[Tensor, Tensor]] | None = None,
+        reverse_plan: Sequence[tuple[Tensor, Tensor]] | Callable[[], Sequence[tuple[Tensor, Tensor]]] | None = None,
         *,
         num_edges: int | None = None,
         group=None,
@@ -240,6 +244,11 @@ class CollectiveExchange:
                 f"{name}: rank {rank} of {world_size} given, but the process group says rank "
                 f"{dist.get_rank(group)} of {dist.get_world_size(group)}"
             )
+        reverse_fn = reverse_plan if callable(reverse_plan) else None
+        if reverse_fn is not None:
+            if num_edges is None:
+                raise ValueError(f"{name}: num_edges is required with a reverse_plan")
+            reverse_plan = None
         _check_plan(name, world_size, gather_plan, reverse_plan, num_edges)
         if gather_plan[rank].numel():
             raise ValueError(f"{name}: gather_plan[{rank}] names halo rows owned by this rank itself")
@@ -280,22 +289,27 @@ class CollectiveExchange:
         )
         self._scatter = self._gather.transpose()
 
-        self._reverse = None
-        if self.reverse_plan is not None:
-            e = int(num_edges)
-            send_rev = exchange_lists([there for _, there in self.reverse_plan], group, device)
-            here = [h.to(torch.long) for h, _ in self.reverse_plan]
-            r_send = [int(t.numel()) for t in send_rev]
-            self._reverse = ExchangePlan(
-                torch.cat(send_rev).to(torch.long),
-                r_send,
-                torch.cat(here),
-                [int(t.numel()) for t in here],
-                e,
-                e,
-                _any_rows(r_send, group, device),
-            )
         self.num_edges = num_edges
+        self._reverse = None
+        self._reverse_fn = reverse_fn
+        if self.reverse_plan is not None:
+            self._reverse = self._reverse_exchange(self.reverse_plan)
+
+    def _reverse_exchange(self, reverse_plan) -> ExchangePlan:
+        """The :class:`ExchangePlan` of ``gather_reverse`` from ``(here, there)`` pairs. Collective."""
+        e, group, device = int(self.num_edges), self.group, self.device
+        send_rev = exchange_lists([there for _, there in reverse_plan], group, device)
+        here = [h.to(torch.long) for h, _ in reverse_plan]
+        r_send = [int(t.numel()) for t in send_rev]
+        return ExchangePlan(
+            torch.cat(send_rev).to(torch.long),
+            r_send,
+            torch.cat(here),
+            [int(t.numel()) for t in here],
+            e,
+            e,
+            _any_rows(r_send, group, device),
+        )
 
     @classmethod
     def from_local(cls, local: LocalExchange, *, num_edges: int | None = None, group=None, device=None) -> "CollectiveExchange":
@@ -349,10 +363,15 @@ class CollectiveExchange:
 
     def gather_reverse(self, e: Tensor) -> Tensor:
         """``e [E_p, *]`` -> ``[E_p, *]``: rows of the reverse edges, zeros where there is none."""
-        if self._reverse is None:
+        if self._reverse is None and self._reverse_fn is None:
             raise GraphError(f"rank {self.rank}: this exchange was built without a reverse_plan")
         if e.dim() == 0 or e.shape[0] != self.num_edges:
             raise GraphError(f"rank {self.rank}: gather_reverse expects [{self.num_edges}, *] rows, got {tuple(e.shape)}")
+        if self._reverse is None:  # the plan deferred to this first call (collective: every rank is here)
+            plan = self._reverse_fn()
+            _check_plan(type(self).__name__, self.world_size, self.gather_plan, plan, self.num_edges)
+            self._reverse = self._reverse_exchange([(h.cpu(), t.cpu()) for h, t in plan])
+            self._reverse_fn = None
         return _ExchangeFn.apply(e, self._reverse, self.group, self._counter)  # (E_p, *)
 
     def all_reduce(self, t: Tensor) -> Tensor:
@@ -429,7 +448,7 @@ class CollectiveExchange:
     def __repr__(self) -> str:
         return (
             f"CollectiveExchange(rank={self.rank}/{self.world_size}, num_owned={self.num_owned}, "
-            f"num_halo={self.num_halo}, reverse={self._reverse is not None})"
+            f"num_halo={self.num_halo}, reverse={self._reverse is not None or self._reverse_fn is not None})"
         )
 
 

@@ -12,7 +12,9 @@ halo rows come from the other workers through a :class:`~.exchange.CollectiveExc
 - ``reverse_plan``: the reverse ``v -> u`` of a stored edge ``u -> v`` is stored by the owner of
   ``u``; each rank asks each owner, in one batched exchange, for the position of the first
   (lowest original edge id) such edge -- the same edge the whole graph's ``gather_reverse``
-  picks.
+  picks. Built at the graph's first ``gather_reverse`` (only edge-feature layers ask for it), not
+  at load: it sorts the whole edge list and moves two ids per edge, which a model that never
+  reads reverse edges should not pay for in time or memory.
 
 Importing this module loads neither Ray nor Arrow (parts are read by the caller).
 """
@@ -219,9 +221,9 @@ def _interleave_edges(parts: Sequence, consume: bool) -> tuple[Tensor, Tensor, T
 def build_graph(shard: Shard, *, group=None, device: torch.device | str = "cpu", reverse: bool = True) -> PartitionedGraph:
     """The :class:`~distgnn.graph.PartitionedGraph` of ``shard`` on ``device``. Collective.
 
-    ``reverse=False`` skips the reverse-edge plan (one exchange less at load; the graph then
-    refuses ``gather_reverse``). Node and edge ids on the graph are new global ids / original
-    edge ids.
+    ``reverse=False``: the graph refuses ``gather_reverse``; otherwise its plan is built by the
+    first ``gather_reverse`` call, collectively (every rank's model makes that call at the same
+    layer). Node and edge ids on the graph are new global ids / original edge ids.
     """
     rank, world = shard.rank, shard.world_size
     nccl = dist.get_backend(group) == "nccl"
@@ -229,49 +231,28 @@ def build_graph(shard: Shard, *, group=None, device: torch.device | str = "cpu",
     start, end, n = shard.node_start, shard.node_end, shard.num_nodes
     N = shard.num_nodes_global
     starts = torch.tensor(shard.starts, dtype=torch.long)
-    src, dst = shard.edge_index
-    foreign = (src < start) | (src >= end)
-    halo = torch.unique(src[foreign])  # sorted: by owner rank, then by the owner's local id
-    src_local = torch.where(foreign, n + torch.searchsorted(halo, src), src - start)
-    edge_index = torch.stack([src_local, dst - start])  # (2, E_w)
+    if reverse and N and N > 3_000_000_000:
+        raise ValueError(f"reverse-edge plans support up to 3e9 nodes, the graph has {N}")
+    # local ids written straight into the result: no whole-edge-list temporary but a mask
+    edge_index = torch.sub(shard.edge_index, start)  # (2, E_w): owned sources and targets local
+    foreign = (edge_index[0] < 0) | (edge_index[0] >= n)  # (E_w,) sources owned elsewhere
+    outside = shard.edge_index[0][foreign]  # (F,) their global ids
+    halo = torch.unique(outside)  # sorted: by owner rank, then by the owner's local id
+    edge_index[0][foreign] = torch.searchsorted(halo, outside).add_(n)
+    del foreign, outside
     owner = owner_of(halo, starts)
     gather_plan = [halo[owner == q] - shard.starts[q] for q in range(world)]
-
+    device = torch.device(device)
+    edge_index = edge_index.to(device)
     reverse_plan = None
-    if reverse:
-        if N and N > 3_000_000_000:
-            raise ValueError(f"reverse-edge plans support up to 3e9 nodes, the graph has {N}")
-        # ask the owner of u, for each stored u -> v, where its first v -> u is
-        e_owner = owner_of(src, starts)
-        order = torch.argsort(e_owner, stable=True)
-        counts = torch.bincount(e_owner, minlength=world).tolist()
-        asked = (dst * N + src)[order]
-        requests = list(torch.split(asked, counts))
-        incoming = exchange_lists(requests, group, plan_device)
-        key = src * N + dst  # edges stored here, original order
-        key_order = torch.argsort(key, stable=True)  # first occurrence of equal keys first
-        sorted_key = key[key_order]
-        answers = []
-        for want in incoming:
-            if not sorted_key.numel() or not want.numel():
-                answers.append(torch.full_like(want, -1))
-                continue
-            pos = torch.searchsorted(sorted_key, want).clamp(max=sorted_key.numel() - 1)
-            answers.append(torch.where(sorted_key[pos] == want, key_order[pos], torch.full_like(want, -1)))
-        replies = exchange_lists(answers, group, plan_device)
-        positions = torch.split(order, counts)
-        reverse_plan = []
-        for here, there in zip(positions, replies):
-            found = there >= 0
-            reverse_plan.append((here[found], there[found]))
-
+    if reverse:  # deferred to the first gather_reverse; kept: the local edges and the halo ids
+        reverse_plan = lambda: _reverse_plan(edge_index, halo, start, n, starts, N, group, plan_device)  # noqa: E731
     ex = CollectiveExchange(
         rank, world, n, gather_plan, reverse_plan, num_edges=int(edge_index.shape[1]), group=group,
         device=plan_device, starts=shard.starts,
     )
-    device = torch.device(device)
     g = PartitionedGraph(
-        edge_index.to(device), n, int(halo.numel()), ex,
+        edge_index, n, int(halo.numel()), ex,
         node_ids=torch.arange(start, end, dtype=torch.long), halo_ids=halo, edge_ids=shard.eid,
         part=rank, num_parts=world, validate=False,
     )
@@ -280,3 +261,44 @@ def build_graph(shard: Shard, *, group=None, device: torch.device | str = "cpu",
         g._cache[("out_degree", dtype)] = shard.out_degree.to(device=device, dtype=dtype)
         g._cache[("in_degree", dtype)] = shard.in_degree.to(device=device, dtype=dtype)
     return g
+
+
+def _reverse_plan(edge_index: Tensor, halo: Tensor, start: int, n: int, starts: Tensor, N: int, group,
+                  plan_device: torch.device) -> list[tuple[Tensor, Tensor]]:
+    """``reverse_plan`` of :class:`~.exchange.CollectiveExchange` for the local ``edge_index [2, E]``
+    (sources: owned rows, then ``halo`` by global id). Collective: one exchange of the asked keys
+    ``dst * N + src``, one of the answers; temporaries are freed as soon as they are used."""
+    local_src, local_dst = edge_index.cpu()
+    src = torch.empty_like(local_src)  # (E,) global ids
+    owned = local_src < n
+    src[owned] = local_src[owned] + start
+    src[~owned] = halo.index_select(0, local_src[~owned] - n)
+    del owned
+    dst = local_dst + start  # (E,)
+    world = starts.numel() - 1
+    # ask the owner of u, for each stored u -> v, where its first v -> u is
+    e_owner = owner_of(src, starts)
+    order = torch.argsort(e_owner, stable=True)  # (E,) our edges grouped by the owner of their source
+    counts = torch.bincount(e_owner, minlength=world).tolist()
+    del e_owner
+    asked = dst.index_select(0, order).mul_(N).add_(src.index_select(0, order))  # (E,) keys dst * N + src
+    incoming = exchange_lists(list(torch.split(asked, counts)), group, plan_device)
+    del asked
+    sorted_key, key_order = torch.sort(src.mul_(N).add_(dst), stable=True)  # keys src * N + dst of our edges
+    del src, dst  # first occurrence of equal keys first (stable)
+    answers = []
+    for want in incoming:
+        if not sorted_key.numel() or not want.numel():
+            answers.append(torch.full_like(want, -1))
+            continue
+        pos = torch.searchsorted(sorted_key, want).clamp_(max=sorted_key.numel() - 1)
+        found = sorted_key.index_select(0, pos) == want
+        answers.append(key_order.index_select(0, pos).masked_fill_(~found, -1))
+    del incoming, sorted_key, key_order
+    replies = exchange_lists(answers, group, plan_device)
+    del answers
+    plan = []
+    for here, there in zip(torch.split(order, counts), replies):
+        found = there >= 0
+        plan.append((here[found], there[found]))
+    return plan

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from distgnn.graph import reverse_edge_ids
+from distgnn.graph import GraphError, reverse_edge_ids
 from distgnn.launch import assign_parts, build_graph, merge_parts
 from distgnn.partition import load_manifest, load_nodes_map, load_part
 from tests.graphs import ASSIGNMENTS, random_graph
@@ -35,14 +35,14 @@ def test_assign_parts_consecutive_balanced_and_checked():
         assign_parts(2, 0)
 
 
-def shard_graph(parts_dir: str, rank: int, world_size: int):
+def shard_graph(parts_dir: str, rank: int, world_size: int, reverse: bool = True):
     """Rank ``rank``'s graph from the shards (as a worker builds it), node ids mapped back to the
     original ids so tests can index whole-graph tensors."""
     m = load_manifest(parts_dir)
     blocks = assign_parts(m.num_parts, world_size)
     starts = [m.parts[b[0]].node_start for b in blocks] + [m.num_nodes]
     shard = merge_parts([load_part(parts_dir, k, m) for k in blocks[rank]], rank, starts)
-    g = build_graph(shard)
+    g = build_graph(shard, reverse=reverse)
     new_to_old = torch.from_numpy(load_nodes_map(parts_dir, m))
     g.node_ids, g.halo_ids = new_to_old[g.node_ids], new_to_old[g.halo_ids]
     return g
@@ -62,7 +62,9 @@ def _values_rank(rank, world_size, parts_dir):
     torch.testing.assert_close(src, X[torch.cat([g.node_ids, g.halo_ids])], rtol=0, atol=0)
     r = reverse_edge_ids(edge_index, n)
     want = torch.where((r >= 0).view(-1, 1), Ee[r.clamp(min=0)], torch.zeros((), dtype=torch.float64))
+    assert g.exchange._reverse is None, "the reverse-edge plan is built at the first gather_reverse, not at load"
     rev = g.gather_reverse(e)
+    assert g.exchange._reverse is not None
     torch.testing.assert_close(rev, want[g.edge_ids], rtol=0, atol=0)
     # edges: exactly those whose target is owned, sources mapped to the right local rows
     loc = torch.cat([g.node_ids, g.halo_ids])
@@ -77,6 +79,9 @@ def _values_rank(rank, world_size, parts_dir):
                                torch.bincount(edge_index[1], minlength=n).double()[g.node_ids], rtol=0, atol=0)
     w_src, w_rev = _rows(src.shape[0], 10 + rank), _rows(rev.shape[0], 20 + rank)
     ((src * w_src).sum() + (rev * w_rev).sum()).backward()
+    without = shard_graph(parts_dir, rank, world_size, reverse=False)
+    with pytest.raises(GraphError, match="built without a reverse_plan"):
+        without.gather_reverse(e.detach())
     return dict(nodes=g.node_ids.numpy(), halo=g.halo_ids.numpy(), edges=g.edge_ids.numpy(),
                 w_src=w_src.numpy(), w_rev=w_rev.numpy(), gx=x.grad.numpy(), ge=e.grad.numpy())
 
