@@ -65,10 +65,17 @@ def add_self_loops(
     """
     g = as_graph(graph, num_nodes)
 
-    def build():
-        free, keep = _loop_free(g)
-        loops = torch.arange(g.num_nodes, device=g.device)
-        return g.with_edges(torch.cat([free.edge_index, torch.stack([loops, loops])], 1)), keep
+    def build():  # the loop-free edges are not cached on the way (16 bytes per edge less held)
+        hit = g._cache.get("without_self_loops")
+        src, dst = g.edge_index
+        keep = hit[1] if hit is not None else src != dst  # (E,) halo ids never equal owned ids
+        loops = torch.arange(g.num_nodes, device=g.device)  # (N,)
+        kept = int(keep.sum())
+        edges = torch.empty((2, kept + g.num_nodes), dtype=g.edge_index.dtype, device=g.device)  # (2, E' + N)
+        torch.masked_select(src, keep, out=edges[0, :kept])
+        torch.masked_select(dst, keep, out=edges[1, :kept])
+        edges[:, kept:] = loops
+        return g.with_edges(edges), keep
 
     g2, keep = g.cached("remaining_self_loops", build)
     if edge_weight is None:
