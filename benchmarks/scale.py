@@ -24,7 +24,10 @@ bare worker process   a process importing what a worker imports (torch, Ray, pya
                       the fixed memory every worker has before it loads anything
 single-process SAGE   the same sampler and model on the whole graph in one process, one thread,
                       ``batch_size / workers`` seeds per step (a worker's share): the reference
-                      for a worker's throughput
+                      for a worker's throughput; run twice: alone, and as ``--workers`` copies at
+                      once (each then gets the share of the cores a worker gets: on a machine
+                      with as many cores as workers, a lone process has the others' idle time
+                      too, so only the second is a like-for-like reference)
 exact evaluation      the full-graph forward over all nodes after the epoch (launch's evaluation:
                       every node's exact output, the halo exchanged per layer)
 ====================  ===========================================================================
@@ -78,6 +81,23 @@ def run_child(argv: list[str], log: str) -> tuple[float, int, int]:
         _, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
     return time.perf_counter() - t0, usage.ru_maxrss * 1024, proc.returncode
+
+
+def run_children(argvs: list[list[str]], logs: list[str]) -> tuple[float, int, list[int]]:
+    """Run several children at once; ``(wall s, largest peak RSS bytes, exit codes)``."""
+    t0 = time.perf_counter()
+    procs, outs = [], []
+    for argv, log in zip(argvs, logs):
+        outs.append(open(log, "w"))
+        procs.append(subprocess.Popen(argv, stdout=outs[-1], stderr=subprocess.STDOUT, cwd=ROOT,
+                                      env={**os.environ, "PYTHONPATH": ROOT}))
+    peak, codes = 0, []
+    for proc, out in zip(procs, outs):
+        _, status, usage = os.wait4(proc.pid, 0)
+        out.close()
+        peak = max(peak, usage.ru_maxrss * 1024)
+        codes.append(os.waitstatus_to_exitcode(status))
+    return time.perf_counter() - t0, peak, codes
 
 
 def child_python(code: str, *args: str) -> list[str]:
@@ -376,9 +396,20 @@ def _run(args, skip: set, work: str) -> int:
         st = stats_of(log("single"))
         rows.append([f"single-process SAGE, {st['steps']} steps of {1024 // args.workers} seeds", st["seconds"],
                      gb(rss), "", "", f"{st['edges_per_s'] / 1e6:.2f}M edges/s", f"{st['seeds_per_s']:.0f} seeds/s"])
+        argv = child_python(SINGLE, npz, str(steps), str(1024 // args.workers), "15,10,5")
+        logs = [log(f"single-{k}") for k in range(args.workers)]
+        s, rss, codes = run_children([argv] * args.workers, logs)
+        for code, one in zip(codes, logs):
+            check(code, one, "single-process sampled training (copies at once)")
+        copies = [stats_of(one) for one in logs]
+        rate = sum(c["seeds_per_s"] for c in copies) / len(copies)
+        rows.append([f"  the same, {args.workers} copies at once (mean per copy)", s, gb(rss), "", "",
+                     f"{sum(c['edges_per_s'] for c in copies) / len(copies) / 1e6:.2f}M edges/s",
+                     f"{rate:.0f} seeds/s"])
         if sampled_rate is not None:
-            notes.append(f"sampled seeds/s per worker {sampled_rate:.0f} vs one process {st['seeds_per_s']:.0f}: "
-                         f"{sampled_rate / st['seeds_per_s']:.2f}x (target: within 10%)")
+            notes.append(f"sampled seeds/s per worker {sampled_rate:.0f} vs one process {st['seeds_per_s']:.0f} alone: "
+                         f"{sampled_rate / st['seeds_per_s']:.2f}x; vs {args.workers} processes at once (the same "
+                         f"share of the cores as a worker) {rate:.0f}: {sampled_rate / rate:.2f}x (target: within 10%)")
 
     if metis_alone is not None:
         notes.append(f"metis pipeline peak {gb(partitions['metis'][0]):.2f} GiB = "
