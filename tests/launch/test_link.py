@@ -271,7 +271,8 @@ def gcn_encoder(in_channels: int, out_channels: int) -> torch.nn.Module:
 @pytest.mark.multiprocess
 def test_launch_link_prediction_checkpoints_and_resume(ray_session, parts, tmp_path):
     """launch(model=<encoder builder>, task="link-prediction"): the checkpoint after 3 epochs equals
-    one process; a run stopped after 2 epochs and resumed ends with the same parameters."""
+    one process; a run stopped after 2 epochs and resumed, and a run that loses a worker and
+    recovers from its checkpoint, end with the same parameters."""
     from distgnn.launch import LaunchError, launch, load_checkpoint
 
     base = dict(parts=parts[2], task="link-prediction", embedding_dim=6, lr=LR, weight_decay=WD, workers=2,
@@ -296,6 +297,24 @@ def test_launch_link_prediction_checkpoints_and_resume(ray_session, parts, tmp_p
     again = load_checkpoint(str(tmp_path / "b" / "checkpoint-000003.pt"))
     for k, v in state["model"].items():
         torch.testing.assert_close(again["model"][k], v, atol=0, rtol=0)
+    # a worker killed after epoch 2: the run restarts from its checkpoint and ends as the straight run
+    import os
+    import signal
+
+    from distgnn.launch import Driver, RunConfig
+
+    driver = Driver(RunConfig(epochs=3, checkpoint_dir=str(tmp_path / "c"), mode="sampled", fanouts=(3, 2),
+                              batch_size=10, model=gcn_encoder, **{**base, "max_restarts": 1}))
+    killed = []
+
+    def kill_once(stats):
+        if stats.epoch == 2 and not killed:
+            killed.append(driver.pids[1])
+            os.kill(driver.pids[1], signal.SIGKILL)
+
+    driver.on_epoch = kill_once
+    recovered = driver.run()
+    assert killed and recovered.restarts == 1 and recovered.digests == res.digests
     # a checkpoint of another decoder is refused before any worker starts
     with pytest.raises(LaunchError, match=r"written with different settings \(decoder\)"):
         launch(epochs=4, checkpoint_dir=str(tmp_path / "b"), resume=True, decoder="mlp", model=gcn_encoder, **base)
