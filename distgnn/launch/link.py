@@ -18,6 +18,9 @@ Full-graph epochs, one optimiser step each:
    exchange; its backward returns the endpoint gradients to the owners);
 4. ``loss = BCE sum / (global positives + negatives)``; ONE gradient all-reduce.
 
+A full-graph step holds the endpoint rows of all of a worker's positives and negatives at once
+(``2 E_w (1 + k) D`` floats, with their gradients): on large graphs train sampled.
+
 Sampled epochs: the driver shuffles the ids of all training edges (``(seed, epoch)``), hands
 every worker the edges it stores, in that order, and the step count ``S`` they all run
 (:func:`split_edges`: ``ceil(batch_size / W)`` positives per worker and step, like
