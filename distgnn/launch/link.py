@@ -268,7 +268,7 @@ def evaluate_links(worker) -> dict:
         score = score_candidates(model, h, worker.graph, le["src"], le["dst"]).to(torch.float64).cpu()
     cols = torch.stack([score, le["label"].to(torch.float64), le["query"].to(torch.float64),
                         le["split"].to(torch.float64)], 1)  # (M_w, 4); query ids < 2^53
-    every = _gather_rows(cols)  # (M, 4)
+    every = _gather_rows(cols.to(worker.device)).cpu()  # (M, 4); on the device for NCCL
     return link_metrics(worker.task, every[:, 0], every[:, 1].long(), every[:, 2].long(), every[:, 3].long())
 
 
@@ -278,7 +278,9 @@ class LinkFullEpochs:
 
     def __init__(self, worker, shard):
         self.worker = worker
-        self.sampler, self.member = make_sampler(worker)
+        # the membership queries of --exclude-positives move CPU tensors: a gloo group beside NCCL
+        group = dist.new_group(backend="gloo") if dist.get_backend() == "nccl" else None
+        self.sampler, self.member = make_sampler(worker, group)
         k = worker.config.negatives
         self.count = worker.num_train * (1 + k)  # global loss rows per step
 
