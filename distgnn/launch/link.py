@@ -112,7 +112,7 @@ def load_link(worker, shard, link_edges: dict[str, Tensor], read_s: float, t0: f
     src, dst = shard.edge_index  # (E_w,) each, global ids, eid ascending
     worker.train_src, worker.train_dst, worker.train_eid = src, dst, shard.eid
     worker.link_edges = link_edges
-    counts = torch.tensor([src.numel(), int((link_edges["label"] == 1).sum())], dtype=torch.long)
+    counts = torch.tensor([src.numel(), int((link_edges["label"] == 1).sum())], dtype=torch.long, device=dev)
     dist.all_reduce(counts)
     worker.num_train = int(counts[0])
     if worker.num_train == 0:

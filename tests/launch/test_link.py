@@ -360,6 +360,34 @@ def test_launch_refuses_a_partition_without_edge_split(tmp_path):
         launch(parts=plain, task="link-prediction", workers=2, run_dir="")
 
 
+def _load_rank(rank, world, parts_dir):
+    from distgnn.launch.worker import Worker
+
+    m = load_manifest(parts_dir)
+    try:
+        Worker(rank, world, config(parts_dir, world).to_dict()).load(
+            parts_dir, [rank], [p.node_start for p in m.parts] + [m.num_nodes])
+    except ValueError as err:
+        return str(err)
+
+
+@pytest.mark.multiprocess
+def test_a_split_without_training_or_evaluation_edges_is_refused(tmp_path):
+    """Every worker refuses the same partition with the same one line (the counts are all-reduced)."""
+    from distgnn.partition import partition
+    from tests.launch.shards import FixedPartitioner
+
+    method = FixedPartitioner(tuple(int(a) for a in ASSIGN[2]))
+    no_eval, no_train = str(tmp_path / "no-eval"), str(tmp_path / "no-train")
+    partition(link_graph(), 2, no_eval, method=method, edge_split=(1.0, 0.0, 0.0))
+    partition(link_graph(), 2, no_train, method=method, edge_split=(0.0, 0.5, 0.5))
+    assert run_ranks(_load_rank, 2, tmp_path, no_eval, timeout=120) == [
+        "the partition has no validation or test edge: partition it with --edge-split (python -m "
+        "distgnn.partition ... --edge-split 0.85,0.05,0.10)"] * 2
+    assert run_ranks(_load_rank, 2, tmp_path, no_train, timeout=120) == [
+        "the partition has no training edge (link prediction trains on the edges of its graph)"] * 2
+
+
 # -- Cora ------------------------------------------------------------------------------------------------
 CORA_SEEDS = (0, 1, 2, 3, 4)
 
