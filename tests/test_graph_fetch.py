@@ -103,6 +103,11 @@ def test_parts_fetch_errors():
         run_parts(parts, lambda p, g: g.fetch_rows(h[g.node_ids], torch.tensor([0, 13 * p])))
     with pytest.raises(GraphError, match=r"PartitionedGraph.fetch_rows: h must have one row per owned node \(\[6, \*\]\)"):
         parts[0].fetch_rows(h, torch.tensor([0]))
+    (alone,) = split_graph(ei, torch.zeros(n, dtype=torch.long), n)
+    alone.exchange.node_owner = alone.exchange.node_local = None  # an exchange built by hand, without tables
+    with pytest.raises(GraphError, match=r"LocalExchange.fetch needs node_owner and node_local \(build the parts "
+                                         r"with split_graph\)"):
+        alone.fetch_rows(h, torch.tensor([0]))
 
 
 # -- real processes ------------------------------------------------------------------------------------

@@ -348,7 +348,7 @@ def test_link_options_are_checked():
         RunConfig(task="link-prediction", mode="sampled", cache_mb=1.0, cache_policy="prepass")
 
 
-def test_launch_refuses_a_partition_without_edge_split(tmp_path):
+def test_launch_refuses_a_partition_without_edge_split_or_features(tmp_path):
     """Checked on the driver, before Ray or any worker starts."""
     from distgnn.launch import LaunchError, launch
     from tests.launch.shards import write_parts
@@ -358,6 +358,13 @@ def test_launch_refuses_a_partition_without_edge_split(tmp_path):
     with pytest.raises(LaunchError, match="the partition has no edge split; link prediction needs one "
                                           r"\(partition with --edge-split 0.85,0.05,0.10"):
         launch(parts=plain, task="link-prediction", workers=2, run_dir="")
+    from distgnn.partition import partition
+
+    featureless = str(tmp_path / "featureless")
+    partition(data.with_(x=None), 2, featureless, method="random", edge_split=SPLIT)
+    with pytest.raises(LaunchError, match="the partition has no features column; link prediction needs node "
+                                          "features"):
+        launch(parts=featureless, task="link-prediction", workers=2, run_dir="")
 
 
 def _load_rank(rank, world, parts_dir):
