@@ -135,7 +135,9 @@ class _SpMM(torch.autograd.Function):
     @staticmethod
     def forward(ctx, values: Tensor, x: Tensor, csr: CSR) -> Tensor:
         ctx.csr = csr
-        ctx.save_for_backward(values, x)
+        # x is read by the value gradient only: constant values (a normalised adjacency) keep no
+        # reference to it, so e.g. a partition's [N + N_halo, K] gathered rows are freed after the layer
+        ctx.save_for_backward(values, x if ctx.needs_input_grad[0] else None)
         return _products(csr, values, x)  # (R, K) or (R, H, K)
 
     @staticmethod
