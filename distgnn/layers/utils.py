@@ -324,14 +324,15 @@ class MLP(nn.Module):
 class _Dropout(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: Tensor, p: float) -> Tensor:
-        mask = torch.rand_like(x).ge_(p).mul_(1.0 / (1.0 - p))  # (*,) 0 or 1/(1-p), one allocation
-        ctx.save_for_backward(mask)
-        return x * mask
+        keep = torch.rand_like(x) >= p  # (*,) bool: the mask kept for the backward is 1 byte per element
+        ctx.scale = 1.0 / (1.0 - p)
+        ctx.save_for_backward(keep)
+        return (x * keep).mul_(ctx.scale)  # bitwise x * (0 or 1/(1-p))
 
     @staticmethod
     def backward(ctx, grad: Tensor):
-        (mask,) = ctx.saved_tensors
-        return grad * mask, None
+        (keep,) = ctx.saved_tensors
+        return (grad * keep) * ctx.scale, None
 
 
 def dropout(x: Tensor, p: float, training: bool = True) -> Tensor:
