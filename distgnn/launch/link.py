@@ -53,7 +53,7 @@ from .seeds import mix_seed
 from .stats import EpochStats
 
 __all__ = ["LINK_TASK", "is_link_task", "load_link", "LinkFullEpochs", "LinkSampledEpochs", "LinkFullDriver",
-           "LinkSampledDriver", "EdgeMembership", "split_edges", "evaluate_links", "merge_link_edges",
+           "LinkSampledDriver", "EdgeMembership", "split_edges", "evaluate_links", "candidate_metrics", "merge_link_edges",
            "DEFAULT_EMBEDDING"]
 
 LINK_TASK = "link-prediction"
@@ -262,14 +262,22 @@ def evaluate_links(worker) -> dict:
     """The task's metrics over ALL workers' candidates (identical on every rank). Collective."""
     model = worker.replica.model
     model.eval()
-    le = worker.link_edges
     with torch.no_grad():
         h = model(worker.x, worker.graph, **worker.inputs)  # (N_w, D)
-        score = score_candidates(model, h, worker.graph, le["src"], le["dst"]).to(torch.float64).cpu()
+    return candidate_metrics(worker.task, model, h, worker.graph, worker.link_edges, worker.device)
+
+
+def candidate_metrics(task, model, h: Tensor, graph, link_edges: dict[str, Tensor], device) -> dict:
+    """The task's metrics of ALL workers' evaluation candidates scored from the embeddings ``h``
+    ``[N_w, D]`` (this worker's rows): identical on every rank. Collective (also used by
+    :mod:`distgnn.predict`, whose embeddings come layer by layer)."""
+    le = link_edges
+    with torch.no_grad():
+        score = score_candidates(model, h, graph, le["src"], le["dst"]).to(torch.float64).cpu()
     cols = torch.stack([score, le["label"].to(torch.float64), le["query"].to(torch.float64),
                         le["split"].to(torch.float64)], 1)  # (M_w, 4); query ids < 2^53
-    every = _gather_rows(cols.to(worker.device)).cpu()  # (M, 4); on the device for NCCL
-    return link_metrics(worker.task, every[:, 0], every[:, 1].long(), every[:, 2].long(), every[:, 3].long())
+    every = _gather_rows(cols.to(device)).cpu()  # (M, 4); on the device for NCCL
+    return link_metrics(task, every[:, 0], every[:, 1].long(), every[:, 2].long(), every[:, 3].long())
 
 
 # -- full-graph epochs --------------------------------------------------------------------------------

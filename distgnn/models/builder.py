@@ -92,7 +92,8 @@ def layer_steps(model: nn.Module) -> list[LayerStep] | None:
     """The layer sequence of ``model`` (see :class:`LayerStep`), or ``None`` when it exposes none.
 
     Known: :class:`~distgnn.models.GCN`, :class:`~distgnn.models.GraphSAGE`,
-    :class:`~distgnn.models.GAT`, :class:`LayerStack`, and any module with a ``layer_steps()``
+    :class:`~distgnn.models.GAT`, :class:`LayerStack`, a :class:`~distgnn.models.LinkModel` of
+    one of them (its encoder's steps), and any module with a ``layer_steps()``
     method (the protocol; it must return steps whose composition equals its forward).
     """
     from . import GAT, GCN, GraphSAGE
@@ -100,6 +101,10 @@ def layer_steps(model: nn.Module) -> list[LayerStep] | None:
     own = getattr(model, "layer_steps", None)
     if callable(own):
         return list(own())
+    from .link import LinkModel
+
+    if isinstance(model, LinkModel):  # its forward is the encoder's: so are its steps
+        return layer_steps(model.encoder)
     if isinstance(model, (GCN, GAT, GraphSAGE)):
         steps, last = [], len(model.convs) - 1
         for i, conv in enumerate(model.convs):

@@ -36,7 +36,8 @@ log = logging.getLogger(__name__)
 __all__ = ["PredictError", "PredictResult", "predict", "resolve_checkpoint", "DEFAULT_BATCH_NODES"]
 
 DEFAULT_BATCH_NODES = 65536
-_CONFIG_KEYS = ("model", "hidden", "num_layers", "dropout", "lr", "weight_decay", "seed", "layer_args", "task", "loss")
+_CONFIG_KEYS = ("model", "hidden", "num_layers", "dropout", "lr", "weight_decay", "seed", "layer_args", "task", "loss",
+                "decoder", "embedding_dim")
 
 
 class PredictError(ValueError):
@@ -98,9 +99,6 @@ def _run_config(ckpt: str, state: dict, overrides: dict, model, task):
     if not isinstance(settings, dict) or "model" not in settings:
         raise PredictError(f"--checkpoint {ckpt}: holds no model settings (config); it was not written by "
                            "distgnn.launch")
-    if settings.get("task") == "link-prediction" and task is None:
-        raise PredictError(f"--checkpoint {ckpt}: a link-prediction model; distgnn.predict exports node-task "
-                           "predictions only (classification, multi-label, regression) for now")
     kw = {k: settings[k] for k in _CONFIG_KEYS if k in settings}
     if model is not None:
         kw["model"] = model
@@ -228,6 +226,11 @@ def predict(parts: str | None = None, checkpoint: str | None = None, out: str | 
     overrides = dict(workers=workers, address=address, threads_per_worker=threads_per_worker,
                      gpus_per_worker=gpus_per_worker, timeout_s=timeout_s, parts=parts_dir)
     config = _run_config(ckpt, state, overrides, model, task)
+    from ..launch.link import is_link_task
+
+    if is_link_task(config.task) and manifest.link_split is None:
+        raise PredictError(f"--checkpoint {ckpt}: a link-prediction model, and --parts {parts} has no edge split "
+                           "(its evaluation edges); predict on the partition it was trained on")
     try:
         blocks = assign_parts(manifest.num_parts, workers, [p.num_edges + p.num_nodes for p in manifest.parts])
     except ValueError as err:
@@ -290,6 +293,9 @@ def _metrics(task, finished: list[dict]) -> dict:
 
     from ..launch.epochs import finish_metrics
     from .runner import summed
+
+    if finished and finished[0].get("link_metrics") is not None:  # exact already: over all workers' candidates
+        return dict(finished[0]["link_metrics"])
 
     total = summed([f["sums"] for f in finished])
     if total is None:

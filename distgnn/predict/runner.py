@@ -54,7 +54,11 @@ def load_inference(worker, parts_dir: str, part_ids: list[int], starts: list[int
     t0 = time.perf_counter()
     c = worker.config
     dev = worker.device
+    from ..launch.link import build_link_model, is_link_task, merge_link_edges
+
     parts = [load_part(parts_dir, k, manifest) for k in part_ids]
+    link = is_link_task(c.task)
+    worker.link_edges = merge_link_edges(parts) if link else None  # the evaluation candidates
     shard = merge_parts(parts, worker.rank, starts)
     del parts
     worker.graph = build_graph(shard, device=dev)
@@ -68,7 +72,14 @@ def load_inference(worker, parts_dir: str, part_ids: list[int], starts: list[int
                     for s, m in (("train", shard.train_mask), ("val", shard.val_mask), ("test", shard.test_mask))}
     worker.task = resolve_task(c.task, c.loss)
     in_channels = int(worker.x.shape[1])
-    if channels is None:  # a checkpoint written before it recorded its channels: from the labels
+    if link:  # the output is the encoder's embedding
+        from ..launch.link import DEFAULT_EMBEDDING
+
+        if channels is not None and int(channels[0]) != in_channels:
+            raise ValueError(f"{parts_dir}: the partition has {in_channels} features, the checkpoint's model takes "
+                             f"{int(channels[0])}; predict on the partition it was trained on")
+        out_channels = c.embedding_dim if c.embedding_dim is not None else DEFAULT_EMBEDDING
+    elif channels is None:  # a checkpoint written before it recorded its channels: from the labels
         if worker.y is None:
             raise ValueError(f"{parts_dir}: the checkpoint does not record its output width and the partition has no "
                              "label column to infer it from; use a checkpoint written by this distgnn")
@@ -84,8 +95,13 @@ def load_inference(worker, parts_dir: str, part_ids: list[int], starts: list[int
     if e is not None:
         e = (e.unsqueeze(-1) if e.dim() == 1 else e).to(dev)  # (E_w, S)
     torch.manual_seed(c.seed)
-    model = worker._build_model(in_channels, out_channels, 0 if e is None else int(e.shape[1])).to(dev)
-    worker.inputs = {"e": e} if e is not None and accepts_edge_features(model) else {}
+    edge_dim = 0 if e is None else int(e.shape[1])
+    if link:
+        model = build_link_model(c, in_channels, edge_dim).to(dev)
+    else:
+        model = worker._build_model(in_channels, out_channels, edge_dim).to(dev)
+    takes_e = accepts_edge_features(model) and getattr(model, "takes_edges", True)  # a LinkModel's encoder's
+    worker.inputs = {"e": e} if e is not None and takes_e else {}
     if any(isinstance(p, nn.parameter.UninitializedParameter) for p in model.parameters()):
         model.eval()
         with torch.no_grad():
@@ -141,12 +157,17 @@ def finish_inference(worker, directory: str | None, embed_step: int | None) -> d
         values = prediction_columns(worker.task.name, out, ids, emb)
         fi = write_part(directory, worker.rank, columns, values)
         info = {"sha256": fi.sha256, "bytes": fi.bytes, "rows": fi.rows}
-    sums = None
-    if worker.y is not None:
+    sums, link_metrics = None, None
+    if worker.link_edges is not None:  # every worker's candidates scored from the embeddings (collective)
+        from ..launch.link import candidate_metrics
+
+        link_metrics = candidate_metrics(worker.task, worker.model, out, worker.graph, worker.link_edges,
+                                         worker.device)
+    elif worker.y is not None:
         sums = metric_sums(worker.task, out, worker.y, worker.masks).cpu().numpy()
     worker.run = None
     return {"rank": worker.rank, "file": info, "columns": columns, "sums": sums, "rows": int(out.shape[0]),
-            "peak_rss_mb": peak_rss_mb()}
+            "link_metrics": link_metrics, "peak_rss_mb": peak_rss_mb()}
 
 
 def metric_sums(task, out: torch.Tensor, y: torch.Tensor, masks: dict) -> torch.Tensor:

@@ -21,7 +21,8 @@ probabilities       fixed_size_list<float32>[C]    node-classification (softmax)
 predicted           fixed_size_list<bool>[C]       multi-label: probability > 0.5 (logit > 0)
 value               float32, or list<float32>[C]   node-regression: the model's output (one target:
                                                    a scalar column)
-output              fixed_size_list<float32>[C]    any other task: the raw output
+output              fixed_size_list<float32>[C]    any other task: the raw output (link-prediction:
+                                                   the node embedding the decoder scores, ``C = D``)
 embedding           fixed_size_list<float32>[D]    with ``--embeddings LAYER``: that step's activation
 ==================  =============================  ==============================================
 

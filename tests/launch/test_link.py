@@ -476,3 +476,37 @@ def test_cli_link_prediction(ray_session, parts, tmp_path, capsys):
     assert len(final) == 1 and ", hits@5 " in final[0] and ", mrr " in final[0] and "train" not in final[0], out
     assert main(["--task", "link-prediction", "--hits-k", "0"]) == 2
     assert "error: --hits-k: link-prediction: hits_k must be an int >= 1, got 0" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+@pytest.mark.multiprocess
+def test_predict_exports_link_embeddings_and_the_launch_metrics(ray_session, parts, tmp_path):
+    """distgnn.predict on a link-prediction checkpoint (3 parts on 2 workers, chunks of 7 nodes):
+    every node's embedding (the ``output`` column, by original id) equals the encoder on the whole
+    training graph, and the metrics over all candidates equal the launch's final ones."""
+    import pyarrow.parquet as pq
+
+    from distgnn.launch import latest_checkpoint, launch, load_checkpoint
+    from distgnn.partition.reader import load_nodes_map
+    from distgnn.predict import predict
+
+    ck = str(tmp_path / "ck")
+    res = launch(parts=parts[3], task="link-prediction", model="gcn", hidden=HIDDEN, embedding_dim=6, dropout=0.0,
+                 workers=3, threads_per_worker=1, epochs=3, lr=LR, weight_decay=WD, checkpoint_dir=ck, run_dir="",
+                 timeout_s=120, max_restarts=0)
+    out = str(tmp_path / "out")
+    r = predict(parts[3], ck, out, workers=2, batch_nodes=7, threads_per_worker=1)
+    assert set(r.metrics) == set(res.metrics) and "test_auc" in r.metrics
+    assert r.metrics == pytest.approx(res.metrics, rel=1e-5, abs=1e-6)
+    assert [c["name"] for c in r.columns] == ["id", "output"] and r.layerwise
+
+    data, _, _ = from_parts(parts[3])  # the training graph in the partition's ids
+    model = build_link_model(config(parts[3], 3, model="gcn"), F_IN, S)
+    model.load_state_dict(load_checkpoint(latest_checkpoint(ck))["model"])
+    with torch.no_grad():
+        want = model.eval()(data.x, Graph(data.edge_index, data.num_nodes))  # (N, 6), new ids
+    t = pq.read_table(out).sort_by("id")
+    original = load_nodes_map(parts[3])  # new id -> original id
+    got = torch.from_numpy(np.stack(t.column("output").to_numpy(zero_copy_only=False)))
+    np.testing.assert_array_equal(t.column("id").to_numpy(), np.arange(N))
+    torch.testing.assert_close(got[torch.from_numpy(original)], want, atol=2e-6, rtol=1e-5)
