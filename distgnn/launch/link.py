@@ -39,16 +39,14 @@ rank (``val_auc``, ``test_ap``, ``test_hits@50``, ``test_mrr``, ...): exact, not
 """
 from __future__ import annotations
 
-import queue
-import threading
 import time
 
 import torch
 import torch.distributed as dist
 from torch import Tensor
 
-from ..graph import Graph
 from .epochs import all_reduce, finite_loss
+from .sampled import Batch, SampledSteps
 from .seeds import mix_seed
 from .stats import EpochStats
 
@@ -384,40 +382,23 @@ def split_edges(order: Tensor, owner: Tensor, world: int, batch_size: int) -> tu
     return per_worker, max(steps, 1)
 
 
-class LinkSampledEpochs:
-    """The worker side of sampled link prediction (see the module docstring)."""
+class LinkSampledEpochs(SampledSteps):
+    """The worker side of sampled link prediction (see the module docstring): the batches are
+    training edge ids; a batch's seeds are the endpoints of its positives and their negatives."""
+
+    thread_name = "distgnn-link-sampler"
 
     def __init__(self, worker, shard):
-        from ..sampling import (DistributedSampleFn, EdgeFeatureFetcher, FeatureFetcher, IdMap, Topology,
-                                in_degree_hotness)
-
-        c = worker.config
-        self.worker, self.config = worker, c
-        self.group = dist.new_group(backend="gloo")  # sampling, negatives and features: their own group
-        topo = Topology.from_edge_index(shard.edge_index, shard.node_start, shard.num_nodes, shard.eid)
-        self.starts = list(shard.starts)
-        self.sample_fn = DistributedSampleFn(topo, self.starts, group=self.group)
-        self.id_map = IdMap(shard.num_nodes_global)
-        self.local_batch = max(1, -(-c.batch_size // worker.world_size))
-        hot = in_degree_hotness(topo, self.starts, group=self.group) if c.cache_mb > 0 else None
-        self.fetcher = FeatureFetcher(shard.x, self.starts, cache_mb=c.cache_mb, hotness=hot, group=self.group)
-        self.edge_fetcher = None
-        if "e" in worker.inputs:  # an encoder that uses edge features: the sampled edges' rows
-            e = shard.edge_attr.unsqueeze(-1) if shard.edge_attr.dim() == 1 else shard.edge_attr  # (E_w, S)
-            self.edge_fetcher = EdgeFeatureFetcher(e, shard.eid, self.starts, group=self.group)
+        super().__init__(worker, shard)  # sampling, negatives and features: a gloo group of their own
         self.sampler, self.member = make_sampler(worker, self.group)
-        self._thread = None
-        self._queue = None
 
     def load_info(self) -> dict:
         """What the driver needs to shuffle: this worker's training edge ids."""
         return {"train_eids": self.worker.train_eid.numpy()}
 
-    def _produce(self, step: int):
+    def _produce(self, step: int) -> Batch:
         """Positives, negatives, seeds, the sampled subgraph and its features of batch ``step``
         (collective on the sampling group)."""
-        from ..sampling import sample_subgraph
-
         w = self.worker
         t0 = time.perf_counter()
         pos = torch.searchsorted(w.train_eid, self.batches[step])  # stored edges are in eid order
@@ -425,115 +406,46 @@ class LinkSampledEpochs:
         neg_src, neg_dst = negatives(self.sampler, self.member, src, dst, eid, self.epoch)
         u, v = torch.cat([src, neg_src]), torch.cat([dst, neg_dst])  # (B (1 + k),)
         seeds, inverse = torch.unique(torch.cat([u, v]), return_inverse=True)  # sorted
-        sub = sample_subgraph(self.sample_fn, seeds, self.config.fanouts, replace=self.config.replace,
-                              seed=mix_seed(self.config.seed, self.epoch, step), id_map=self.id_map)
+        sub = self._sample(seeds, step)
         t1 = time.perf_counter()
-        x = self.fetcher.fetch(sub.node_ids)
-        e = None
-        if self.edge_fetcher is not None:  # rows of the sampled edges, read where they are stored
-            e = self.edge_fetcher.fetch(sub.eid, sub.node_ids.index_select(0, sub.edge_index[1]))  # (E_sub, S)
-        t2 = time.perf_counter()
-        return sub, (x, e), inverse, int(src.numel()), t1 - t0, t2 - t1
-
-    def _run_producer(self) -> None:
-        try:
-            for step in range(self.steps):
-                self._queue.put(self._produce(step))
-        except BaseException as exc:  # noqa: BLE001 - handed to the consumer
-            self._queue.put(exc)
+        x, e = self._fetch(sub)
+        return Batch(sub, x, e, t1 - t0, time.perf_counter() - t1, (inverse, int(src.numel())))
 
     def begin(self, epoch: int, plan) -> None:
         """Start an epoch with ``plan = (eids, steps)``: this worker's shuffled training edge ids
         and the step count of every worker."""
         eids, steps = plan
-        eids = torch.as_tensor(eids, dtype=torch.long)
-        torch.manual_seed(mix_seed(self.config.seed, epoch, self.worker.rank))
-        self.worker.graph.exchange.reset_counters()
-        self.stop()
-        self.epoch, self.steps = epoch, steps
-        chunks = list(torch.split(eids, self.local_batch)) if eids.numel() else []
-        self.batches = chunks + [torch.zeros(0, dtype=torch.long)] * (steps - len(chunks))
-        self.step = 0
-        self.fetcher.reset_stats()
-        if self.edge_fetcher is not None:
-            self.edge_fetcher.reset_stats()
-        self.stats = dict(loss_sum=0.0, rows=0, positives=0, sample_s=0.0, fetch_s=0.0, wait_s=0.0, compute_s=0.0,
-                          sync_s=0.0, sampled_edges=0, sampled_nodes=0)
-        if self.config.pipeline:
-            self._queue = queue.Queue(maxsize=1)
-            self._thread = threading.Thread(target=self._run_producer, name="distgnn-link-sampler", daemon=True)
-            self._thread.start()
+        self._start(epoch, eids, steps, rows=0, positives=0)
 
-    def _next(self):
-        if self._thread is None:
-            return self._produce(self.step)
-        t0 = time.perf_counter()
-        item = self._queue.get(timeout=self.config.timeout_s)
-        self.stats["wait_s"] += time.perf_counter() - t0
-        if isinstance(item, BaseException):
-            raise item
-        return item
-
-    def run_steps(self, count: int) -> int:
-        """Run up to ``count`` steps of the epoch; returns how many are left."""
+    def _loss(self, b: Batch) -> int:
+        """The summed BCE of the batch's positives and negatives, backpropagated; returns their count."""
         w = self.worker
-        r = w.replica
-        for _ in range(min(count, self.steps - self.step)):
-            sub, (x, e), inverse, n_pos, sample_s, fetch_s = self._next()
-            st = self.stats
-            st["sample_s"] += sample_s
-            st["fetch_s"] += fetch_s
-            st["sampled_edges"] += int(sub.edge_index.shape[1])
-            st["sampled_nodes"] += int(sub.node_ids.numel())
-            t0 = time.perf_counter()
-            r.zero_grad()
-            rows = inverse.numel() // 2  # positives and negatives
-            if rows:
-                inputs = {} if e is None else {"e": e.to(w.device)}
-                h = r.model(x.to(w.device), Graph(sub.edge_index.to(w.device), int(sub.node_ids.numel())), **inputs)
-                inv = inverse.to(w.device)
-                logits = r.model.score(h[inv[:rows]], h[inv[rows:]])  # (rows,): seed rows come first
-                label = torch.zeros(rows, device=w.device)
-                label[:n_pos] = 1.0
-                loss = w.task.loss(logits, label)
-                loss.backward()
-                st["loss_sum"] += float(loss.detach())
-                st["rows"] += rows
-                st["positives"] += n_pos
-            t1 = time.perf_counter()
-            r.sync_gradients(count=rows)
-            r.step()
-            st["compute_s"] += t1 - t0
-            st["sync_s"] += time.perf_counter() - t1
-            self.step += 1
-        return self.steps - self.step
+        inverse, n_pos = b.extra
+        rows = inverse.numel() // 2  # positives and negatives
+        if rows:
+            h = self._model_on(b)
+            inv = inverse.to(w.device)
+            logits = w.replica.model.score(h[inv[:rows]], h[inv[rows:]])  # (rows,): seed rows come first
+            label = torch.zeros(rows, device=w.device)
+            label[:n_pos] = 1.0
+            loss = w.task.loss(logits, label)
+            loss.backward()
+            self.stats["loss_sum"] += float(loss.detach())
+            self.stats["rows"] += rows
+            self.stats["positives"] += n_pos
+        return rows
 
     def end(self, epoch: int, evaluate: bool = True) -> EpochStats:
         """Finish the epoch: global loss and traffic, and (full-graph) metrics. Collective."""
-        s, f, w = self.stats, self.fetcher, self.worker
+        s, w = self.stats, self.worker
         self.stop()
         t0 = time.perf_counter()
         total = all_reduce(torch.tensor([s["loss_sum"], s["rows"]], dtype=torch.float64, device=w.device))
-        out = EpochStats(
-            epoch=epoch, loss=float(total[0] / total[1]) if float(total[1]) else float("nan"),
-            steps=self.steps, seeds=s["positives"], sample_s=s["sample_s"], fetch_s=s["fetch_s"], wait_s=s["wait_s"],
-            compute_s=s["compute_s"], sync_s=s["sync_s"], sampled_edges=s["sampled_edges"],
-            sampled_nodes=s["sampled_nodes"], hits=f.hits, misses=f.misses,
-            bytes_fetched=f.bytes_fetched + (self.edge_fetcher.bytes_fetched if self.edge_fetcher is not None else 0),
-            bytes_saved=f.bytes_saved, halo_bytes=w.graph.exchange.bytes_sent,
-        )
-        if float(total[1]):
-            finite_loss(out.loss)
+        out = self._epoch_stats(epoch, float(total[0]), float(total[1]), s["positives"])
         if evaluate:
             out.metrics = evaluate_links(w)
         out.eval_s = time.perf_counter() - t0
-        w.epoch = epoch
         return out
-
-    def stop(self) -> None:
-        if self._thread is not None:
-            self._thread.join(timeout=1.0)
-            self._thread, self._queue = None, None
 
 
 class LinkSampledDriver:

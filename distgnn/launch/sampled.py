@@ -30,6 +30,7 @@ import queue
 import socket
 import threading
 import time
+from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
@@ -39,7 +40,7 @@ from .epochs import all_reduce, evaluate_sums, finish_metrics, finite_loss
 from .seeds import mix_seed
 from .stats import EpochStats
 
-__all__ = ["SampledEpochs", "SampledDriver", "split_seeds"]
+__all__ = ["SampledSteps", "SampledEpochs", "SampledDriver", "Batch", "split_seeds"]
 
 
 def split_seeds(seeds: torch.Tensor, starts: list[int], batch_size: int) -> tuple[list[torch.Tensor], int]:
@@ -55,12 +56,36 @@ def split_seeds(seeds: torch.Tensor, starts: list[int], batch_size: int) -> tupl
     return per_worker, max(steps, 1)
 
 
-class SampledEpochs:
-    """The worker side of sampled epochs (see :mod:`.epochs`): topology, sampler, fetcher, the
-    epoch's batches."""
+@dataclass
+class Batch:
+    """One sampled step: the subgraph (seeds first), its feature rows ``x`` (and edge rows ``e``),
+    what the task needs besides (``extra``) and the time sampling and fetching took."""
+
+    sub: object
+    x: torch.Tensor
+    e: torch.Tensor | None
+    sample_s: float
+    fetch_s: float
+    extra: tuple = ()
+
+
+class SampledSteps:
+    """What the sampled epochs of every task share, on the worker: the topology and the keyed
+    distributed sampler, the feature (and edge feature) fetchers with their cache, the epoch's
+    batches of ids in equal step counts, the background thread that samples and fetches batch
+    ``k + 1`` while batch ``k`` trains, the step loop (one gradient all-reduce with the loss rows
+    appended) and the epoch's traffic figures.
+
+    A task's subclass defines ``_produce(step) -> Batch`` (collective on :attr:`group`),
+    ``_loss(batch) -> rows`` (forward and backward of one batch; returns its loss rows, 0 for an
+    empty batch), ``load_info()`` and ``end()``; ``_hotness`` scores nodes for the cache
+    (default: in-degree).
+    """
+
+    thread_name = "distgnn-sampler"
 
     def __init__(self, worker, shard):
-        from ..sampling import DistributedSampleFn, EdgeFeatureFetcher, FeatureFetcher, IdMap, Topology, in_degree_hotness
+        from ..sampling import DistributedSampleFn, EdgeFeatureFetcher, FeatureFetcher, IdMap, Topology
 
         c = worker.config
         self.worker = worker
@@ -75,12 +100,7 @@ class SampledEpochs:
         self.num_nodes = shard.num_nodes_global
         self.id_map = IdMap(self.num_nodes)
         self.local_batch = max(1, -(-c.batch_size // worker.world_size))
-        hot = None
-        if c.cache_mb > 0:
-            if c.cache_policy == "degree":
-                hot = in_degree_hotness(topo, self.starts, group=self.group)
-            else:
-                hot = self._prepass(torch.nonzero(shard.train_mask).view(-1) + shard.node_start)
+        hot = self._hotness(topo, shard) if c.cache_mb > 0 else None
         self.fetcher = FeatureFetcher(shard.x, self.starts, cache_mb=c.cache_mb, hotness=hot, group=self.group)
         self.edge_fetcher = None
         if "e" in worker.inputs:  # the partition has edge features and the model takes them
@@ -88,7 +108,130 @@ class SampledEpochs:
             self.edge_fetcher = EdgeFeatureFetcher(e, shard.eid, self.starts, group=self.group)
         self._thread = None
         self._queue = None
+
+    def _hotness(self, topo, shard) -> torch.Tensor:
+        from ..sampling import in_degree_hotness
+
+        return in_degree_hotness(topo, self.starts, group=self.group)
+
+    # -- batches ------------------------------------------------------------------------------------
+    def _sample(self, seeds: torch.Tensor, step: int):
+        """The sampled neighbourhood of ``seeds`` for step ``step`` (collective on the sampling group)."""
+        from ..sampling import sample_subgraph
+
+        return sample_subgraph(self.sample_fn, seeds, self.config.fanouts, replace=self.config.replace,
+                               seed=mix_seed(self.config.seed, self.epoch, step), id_map=self.id_map)
+
+    def _fetch(self, sub) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The feature rows of ``sub``'s nodes and, when the model takes them, of its edges."""
+        x = self.fetcher.fetch(sub.node_ids)
+        e = None
+        if self.edge_fetcher is not None:  # rows of the sampled edges, read where they are stored
+            e = self.edge_fetcher.fetch(sub.eid, sub.node_ids.index_select(0, sub.edge_index[1]))  # (E_sub, S)
+        return x, e
+
+    def _run_producer(self) -> None:
+        try:
+            for step in range(self.steps):
+                self._queue.put(self._produce(step))
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer
+            self._queue.put(exc)
+
+    def _start(self, epoch: int, ids, steps: int, **counters) -> None:
+        """Start epoch ``epoch`` on this worker's shuffled ``ids`` (seeds or edge ids), cut into
+        ``steps`` batches (the last ones empty where this worker has fewer), with the task's
+        ``counters`` (starting at 0) beside the common figures."""
+        ids = torch.as_tensor(ids, dtype=torch.long)
+        torch.manual_seed(mix_seed(self.config.seed, epoch, self.worker.rank))
+        self.worker.graph.exchange.reset_counters()
+        self.stop()
+        self.epoch, self.steps = epoch, steps
+        chunks = list(torch.split(ids, self.local_batch)) if ids.numel() else []
+        self.batches = chunks + [torch.zeros(0, dtype=torch.long)] * (steps - len(chunks))
+        self.step = 0
+        self.fetcher.reset_stats()
+        if self.edge_fetcher is not None:
+            self.edge_fetcher.reset_stats()
+        self.stats = dict(loss_sum=0.0, sample_s=0.0, fetch_s=0.0, wait_s=0.0, compute_s=0.0, sync_s=0.0,
+                          sampled_edges=0, sampled_nodes=0, **counters)
+        if self.config.pipeline:
+            self._queue = queue.Queue(maxsize=1)
+            self._thread = threading.Thread(target=self._run_producer, name=self.thread_name, daemon=True)
+            self._thread.start()
+
+    def _next(self) -> Batch:
+        if self._thread is None:
+            return self._produce(self.step)
+        t0 = time.perf_counter()
+        item = self._queue.get(timeout=self.config.timeout_s)
+        self.stats["wait_s"] += time.perf_counter() - t0
+        if isinstance(item, BaseException):
+            raise item
+        return item
+
+    def _model_on(self, b: Batch) -> torch.Tensor:
+        """The model on the batch's subgraph: ``[n_sub, *]`` rows, seeds first."""
+        w = self.worker
+        inputs = {} if b.e is None else {"e": b.e.to(w.device)}
+        graph = Graph(b.sub.edge_index.to(w.device), int(b.sub.node_ids.numel()))
+        return w.replica.model(b.x.to(w.device), graph, **inputs)
+
+    # -- steps --------------------------------------------------------------------------------------
+    def run_steps(self, count: int) -> int:
+        """Run up to ``count`` steps of the epoch; returns how many are left."""
+        r = self.worker.replica
+        for _ in range(min(count, self.steps - self.step)):
+            b = self._next()
+            st = self.stats
+            st["sample_s"] += b.sample_s
+            st["fetch_s"] += b.fetch_s
+            st["sampled_edges"] += int(b.sub.edge_index.shape[1])
+            st["sampled_nodes"] += int(b.sub.node_ids.numel())
+            t0 = time.perf_counter()
+            r.zero_grad()
+            rows = self._loss(b)
+            t1 = time.perf_counter()
+            r.sync_gradients(count=rows)
+            r.step()
+            st["compute_s"] += t1 - t0
+            st["sync_s"] += time.perf_counter() - t1
+            self.step += 1
+        return self.steps - self.step
+
+    def _epoch_stats(self, epoch: int, loss_sum: float, rows: float, seeds: int) -> EpochStats:
+        """This rank's figures of the epoch, with the global loss ``loss_sum / rows`` (all-reduced
+        by the caller); a loss that is no longer finite stops the run."""
+        s, f, w = self.stats, self.fetcher, self.worker
+        out = EpochStats(
+            epoch=epoch, loss=loss_sum / rows if rows else float("nan"),
+            steps=self.steps, seeds=seeds, sample_s=s["sample_s"], fetch_s=s["fetch_s"], wait_s=s["wait_s"],
+            compute_s=s["compute_s"], sync_s=s["sync_s"], sampled_edges=s["sampled_edges"],
+            sampled_nodes=s["sampled_nodes"], hits=f.hits, misses=f.misses,
+            bytes_fetched=f.bytes_fetched + (self.edge_fetcher.bytes_fetched if self.edge_fetcher is not None else 0),
+            bytes_saved=f.bytes_saved, halo_bytes=w.graph.exchange.bytes_sent,
+        )
+        if rows:
+            finite_loss(out.loss)
+        w.epoch = epoch
+        return out
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self._thread.join(timeout=1.0)
+            self._thread, self._queue = None, None
+
+
+class SampledEpochs(SampledSteps):
+    """The worker side of sampled node-task epochs (see :mod:`.epochs`): seeds are training nodes."""
+
+    def __init__(self, worker, shard):
         self._train_ids = torch.nonzero(shard.train_mask).view(-1) + shard.node_start
+        super().__init__(worker, shard)
+
+    def _hotness(self, topo, shard) -> torch.Tensor:
+        if self.config.cache_policy == "degree":
+            return super()._hotness(topo, shard)
+        return self._prepass(self._train_ids)
 
     def load_info(self) -> dict:
         """What the driver needs to shuffle: this worker's training nodes (global ids)."""
@@ -111,126 +254,47 @@ class SampledEpochs:
             ids.append(sub.node_ids)
         return access_counts(ids, self.num_nodes)
 
-    # -- batches ------------------------------------------------------------------------------------
-    def _produce(self, step: int):
+    def _produce(self, step: int) -> Batch:
         """Sample and fetch batch ``step`` of the epoch (collective on the sampling group)."""
-        from ..sampling import sample_subgraph
-
         t0 = time.perf_counter()
-        seeds = self.batches[step]
-        sub = sample_subgraph(self.sample_fn, seeds, self.config.fanouts, replace=self.config.replace,
-                              seed=mix_seed(self.config.seed, self.epoch, step), id_map=self.id_map)
+        sub = self._sample(self.batches[step], step)
         t1 = time.perf_counter()
-        x = self.fetcher.fetch(sub.node_ids)
-        e = None
-        if self.edge_fetcher is not None:  # rows of the sampled edges, read where they are stored
-            e = self.edge_fetcher.fetch(sub.eid, sub.node_ids.index_select(0, sub.edge_index[1]))  # (E_sub, S)
-        t2 = time.perf_counter()
-        return sub, (x, e), t1 - t0, t2 - t1
-
-    def _run_producer(self) -> None:
-        try:
-            for step in range(self.steps):
-                self._queue.put(self._produce(step))
-        except BaseException as exc:  # noqa: BLE001 - handed to the consumer
-            self._queue.put(exc)
+        x, e = self._fetch(sub)
+        return Batch(sub, x, e, t1 - t0, time.perf_counter() - t1)
 
     def begin(self, epoch: int, plan) -> None:
         """Start an epoch with ``plan = (seeds, steps)``: this worker's shuffled seeds (global ids)
         and the step count of every worker."""
         seeds, steps = plan
-        seeds = torch.as_tensor(seeds, dtype=torch.long)
-        torch.manual_seed(mix_seed(self.config.seed, epoch, self.worker.rank))
-        self.worker.graph.exchange.reset_counters()
-        self.stop()
-        self.epoch, self.steps = epoch, steps
-        chunks = list(torch.split(seeds.to(torch.long), self.local_batch)) if seeds.numel() else []
-        empty = torch.zeros(0, dtype=torch.long)
-        self.batches = chunks + [empty] * (steps - len(chunks))
-        self.step = 0
-        self.fetcher.reset_stats()
-        if self.edge_fetcher is not None:
-            self.edge_fetcher.reset_stats()
-        self.stats = dict(loss_sum=0.0, seeds=0, sample_s=0.0, fetch_s=0.0, wait_s=0.0, compute_s=0.0, sync_s=0.0,
-                          sampled_edges=0, sampled_nodes=0)
-        if self.config.pipeline:
-            self._queue = queue.Queue(maxsize=1)
-            self._thread = threading.Thread(target=self._run_producer, name="distgnn-sampler", daemon=True)
-            self._thread.start()
+        self._start(epoch, seeds, steps, seeds=0)
 
-    def _next(self):
-        if self._thread is None:
-            return self._produce(self.step)
-        t0 = time.perf_counter()
-        item = self._queue.get(timeout=self.config.timeout_s)
-        self.stats["wait_s"] += time.perf_counter() - t0
-        if isinstance(item, BaseException):
-            raise item
-        return item
-
-    # -- steps --------------------------------------------------------------------------------------
-    def run_steps(self, count: int) -> int:
-        """Run up to ``count`` steps of the epoch; returns how many are left."""
+    def _loss(self, b: Batch) -> int:
+        """The summed loss of the batch's seeds, backpropagated; returns the seed count."""
         w = self.worker
-        r = w.replica
-        for _ in range(min(count, self.steps - self.step)):
-            sub, (x, e), sample_s, fetch_s = self._next()
-            st = self.stats
-            st["sample_s"] += sample_s
-            st["fetch_s"] += fetch_s
-            st["sampled_edges"] += int(sub.edge_index.shape[1])
-            st["sampled_nodes"] += int(sub.node_ids.numel())
-            t0 = time.perf_counter()
-            r.zero_grad()
-            n_seeds = sub.num_seeds
-            loss = None
-            if n_seeds:
-                seeds = sub.node_ids[:n_seeds]
-                inputs = {} if e is None else {"e": e.to(w.device)}
-                out = r.model(x.to(w.device), Graph(sub.edge_index.to(w.device), int(sub.node_ids.numel())), **inputs)
-                y = w.y[(seeds - w.node_start).to(w.device)]
-                loss = w.task.loss(out[:n_seeds], y)
-                loss.backward()
-                st["loss_sum"] += float(loss.detach())
-                st["seeds"] += n_seeds
-            t1 = time.perf_counter()
-            r.sync_gradients(count=n_seeds)
-            r.step()
-            t2 = time.perf_counter()
-            st["compute_s"] += t1 - t0
-            st["sync_s"] += t2 - t1
-            self.step += 1
-        return self.steps - self.step
+        n_seeds = b.sub.num_seeds
+        if n_seeds:
+            seeds = b.sub.node_ids[:n_seeds]
+            out = self._model_on(b)
+            loss = w.task.loss(out[:n_seeds], w.y[(seeds - w.node_start).to(w.device)])
+            loss.backward()
+            self.stats["loss_sum"] += float(loss.detach())
+            self.stats["seeds"] += n_seeds
+        return n_seeds
 
     def end(self, epoch: int, evaluate: bool = True) -> EpochStats:
         """Finish the epoch: global loss and traffic, and (full-graph) metrics. Collective."""
-        s, f, w = self.stats, self.fetcher, self.worker
+        s, w = self.stats, self.worker
         self.stop()
         t0 = time.perf_counter()
         total = torch.tensor([s["loss_sum"], s["seeds"]], dtype=torch.float64, device=w.device)
         if evaluate:
             total = torch.cat([total, evaluate_sums(w)])
         all_reduce(total)
-        out = EpochStats(
-            epoch=epoch, loss=float(total[0] / total[1]) if float(total[1]) else float("nan"),
-            steps=self.steps, seeds=s["seeds"], sample_s=s["sample_s"], fetch_s=s["fetch_s"], wait_s=s["wait_s"],
-            compute_s=s["compute_s"], sync_s=s["sync_s"], sampled_edges=s["sampled_edges"],
-            sampled_nodes=s["sampled_nodes"], hits=f.hits, misses=f.misses,
-            bytes_fetched=f.bytes_fetched + (self.edge_fetcher.bytes_fetched if self.edge_fetcher is not None else 0),
-            bytes_saved=f.bytes_saved, halo_bytes=w.graph.exchange.bytes_sent,
-        )
-        if float(total[1]):
-            finite_loss(out.loss)
+        out = self._epoch_stats(epoch, float(total[0]), float(total[1]), s["seeds"])
         if evaluate:
             out.metrics = finish_metrics(w.task, total[2:])
         out.eval_s = time.perf_counter() - t0
-        w.epoch = epoch
         return out
-
-    def stop(self) -> None:
-        if self._thread is not None:
-            self._thread.join(timeout=1.0)
-            self._thread, self._queue = None, None
 
 
 class SampledDriver:
