@@ -1,7 +1,6 @@
-"""One local Ray session per test module that asks for it, and run directories in a temporary place."""
+"""Shared fixtures: one local Ray session per test module that asks for it (bound to 127.0.0.1), and run
+directories of runs that name none in a temporary place."""
 from __future__ import annotations
-
-import os
 
 import pytest
 
@@ -18,9 +17,12 @@ def ray_session():
 
 @pytest.fixture(scope="session", autouse=True)
 def runs_dir(tmp_path_factory):
+    """Run directories of runs that name none go to a temporary directory, not ./distgnn-runs."""
+    import os
+
     path = str(tmp_path_factory.mktemp("distgnn-runs"))
     before = os.environ.get("DISTGNN_RUNS")
-    os.environ["DISTGNN_RUNS"] = path
+    os.environ["DISTGNN_RUNS"] = path  # subprocesses (the CLI tests) inherit it
     yield path
     if before is None:
         os.environ.pop("DISTGNN_RUNS", None)
