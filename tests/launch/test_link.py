@@ -423,11 +423,12 @@ def _cora_rank(rank, world, parts_by_seed):
 @pytest.mark.slow
 @pytest.mark.multiprocess
 def test_cora_gcn_dot_distributed_within_one_point_of_single_process(tmp_path):
-    """GAE-style link prediction on Cora as train_link's Cora test runs it (GCN 128 -> 64, dot
+    """GAE-style link prediction on Cora (GCN 128 -> 64, dot
     decoder, raw features, 85/5/10 split seeded like training, 100 epochs, 5 seeds): 2 workers
     (METIS parts, full-graph) against one process on the original graph. Training negatives are
     drawn in the partition's ids, so the runs differ by their negatives; the test metrics must
-    agree within 1 point on average (and 2 per seed), and reach AUC and AP >= 0.90 each."""
+    agree within 1 point on average (and 2 per seed), and reach AUC and AP >= 0.90 each, in one
+    process and distributed (the published GAE: 91.0 / 92.0)."""
     from distgnn.data.links import split_links
     from distgnn.data.transforms import load_dataset
     from distgnn.models import link_model_builder, model_builder
@@ -455,8 +456,9 @@ def test_cora_gcn_dot_distributed_within_one_point_of_single_process(tmp_path):
     means = np.mean([r[1:] for r in rows], axis=0)
     print(f"mean:   AUC {means[0]:.4f} vs {means[1]:.4f}   AP {means[2]:.4f} vs {means[3]:.4f}")
     assert abs(means[0] - means[1]) <= 0.01 and abs(means[2] - means[3]) <= 0.01, means
-    for seed, sa, da, sp, dp in rows:
-        assert abs(sa - da) <= 0.02 and abs(sp - dp) <= 0.02 and da >= 0.90 and dp >= 0.90, (seed, sa, da, sp, dp)
+    for seed, sa, da, sp, dp in rows:  # GAE's figures (91.0 AUC / 92.0 AP) one process and distributed
+        assert sa >= 0.90 and sp >= 0.90 and da >= 0.90 and dp >= 0.90, (seed, sa, da, sp, dp)
+        assert abs(sa - da) <= 0.02 and abs(sp - dp) <= 0.02, (seed, sa, da, sp, dp)
 
 
 @pytest.mark.slow
