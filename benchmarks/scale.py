@@ -43,10 +43,34 @@ Targets of the issue, printed under the table with the figures they compare: the
 pipeline's peak within 1.1x of METIS alone; the streamed partition under 2 GiB; a worker's peak
 under 1.5x its part plus activations; a worker's sampled seeds/s within 10% of one process.
 
-Usage (the full-size run needs ~20 GiB free and about an hour on 2 cores)::
+Usage (the full-size run needs ~11 GiB free; with ``--max-steps 20`` it took 11 minutes here)::
 
     python benchmarks/scale.py --scale 0.05 --max-steps 10      # a quick check
-    python benchmarks/scale.py --scale 1 --max-steps 40         # ogbn-products size
+    python benchmarks/scale.py --scale 1 --max-steps 20         # ogbn-products size
+
+Measured at ``--scale 1 --max-steps 20`` (2 cores, quiet machine; 2.45M nodes, 61.9M edges, 8 parts,
+2 workers of one thread):
+
+==========================================  =======  ========  =====  ===================
+stage                                       seconds  peak GiB  cut    balance nodes/edges
+==========================================  =======  ========  =====  ===================
+generate + write                            33       5.00
+METIS alone (load + cut)                    74       10.42
+partition metis                             90       10.53     18.1%  1.023 / 1.025
+partition stream (graph in memory)          25       3.72      78.3%  1.007 / 1.036
+stream, edges only (streamed)               23       1.02      78.3%  1.007 / 1.036
+full GCN, 1 epoch (per worker)              64       7.02      halo 2672 MB, part 1260 MB
+sampled SAGE, 1 epoch (21 of 197 steps)     745 (x)  5.49      129 seeds/s per worker
+exact evaluation (all nodes)                33
+single-process SAGE (1 / 2 copies at once)           5.36      135 / 134 seeds/s
+==========================================  =======  ========  =====  ===================
+
+(x) extrapolated. Targets: metis pipeline 1.01x METIS alone (met); streamed partition 1.02 GiB
+(met); sampled seeds/s per worker 0.95x one process alone, 0.96x two copies at once (met); a
+full-graph worker 5.48x its part above a bare process, a sampled one 4.23x (over 1.5x: beside the
+part, GCN's per-edge structures take ~80 bytes per edge, ~2.5 GiB for a worker's 31.5M edges, and
+the activations and their gradients ~3 GiB; the sampled worker holds its sampling topology and two
+batches' subgraphs, one training and one prefetched).
 """
 from __future__ import annotations
 
