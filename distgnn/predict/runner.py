@@ -59,7 +59,7 @@ def load_inference(worker, parts_dir: str, part_ids: list[int], starts: list[int
     parts = [load_part(parts_dir, k, manifest) for k in part_ids]
     link = is_link_task(c.task)
     worker.link_edges = merge_link_edges(parts) if link else None  # the evaluation candidates
-    shard = merge_parts(parts, worker.rank, starts)
+    shard = merge_parts(parts, worker.rank, starts, consume=True)  # each part freed as it is copied
     del parts
     worker.graph = build_graph(shard, device=dev)
     worker.node_start = shard.node_start
