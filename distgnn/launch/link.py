@@ -97,9 +97,7 @@ def build_link_model(config, in_channels: int, edge_dim: int):
 def load_link(worker, shard, link_edges: dict[str, Tensor], read_s: float, t0: float) -> dict:
     """Worker side of :meth:`~.worker.Worker.load` for link prediction: graph, features, the
     training edges, the evaluation candidates, the model and the epochs. Collective."""
-    from torch import nn
-
-    from .replica import Replica, accepts_edge_features
+    from .replica import Replica, accepts_edge_features, size_lazy_layers
     from .shard import build_graph
 
     c, dev = worker.config, worker.device
@@ -125,10 +123,7 @@ def load_link(worker, shard, link_edges: dict[str, Tensor], read_s: float, t0: f
     model = build_link_model(c, int(worker.x.shape[1]), 0 if e is None else int(e.shape[1])).to(dev)
     takes_e = e is not None and accepts_edge_features(model) and getattr(model, "takes_edges", True)
     worker.inputs = {"e": e} if takes_e else {}  # edge features only for an encoder that uses them
-    if any(isinstance(p, nn.parameter.UninitializedParameter) for p in model.parameters()):
-        model.eval()  # lazy layers take their sizes from one forward (the same on every rank)
-        with torch.no_grad():
-            model(worker.x, worker.graph, **worker.inputs)
+    size_lazy_layers(model, worker.x, worker.graph, worker.inputs)  # the same on every rank
     worker.replica = Replica(model, c.learning_rate, c.weight_decay, dev)
     worker.epoch = 0
     impl = LinkSampledEpochs if c.mode == "sampled" else LinkFullEpochs

@@ -16,7 +16,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-__all__ = ["Replica", "accepts_edge_features"]
+__all__ = ["Replica", "accepts_edge_features", "size_lazy_layers"]
 
 
 def accepts_edge_features(model: nn.Module) -> bool:
@@ -26,6 +26,15 @@ def accepts_edge_features(model: nn.Module) -> bool:
     except (TypeError, ValueError):
         return False
     return "e" in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+
+
+def size_lazy_layers(model: nn.Module, x, graph, inputs: dict) -> None:
+    """Give lazy layers (``UninitializedParameter``) their sizes from one forward in eval mode,
+    without gradients; a collective on a partition (every rank calls it: the same model)."""
+    if any(isinstance(p, nn.parameter.UninitializedParameter) for p in model.parameters()):
+        model.eval()
+        with torch.no_grad():
+            model(x, graph, **inputs)
 
 
 class Replica:

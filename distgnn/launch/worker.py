@@ -39,7 +39,6 @@ from datetime import timedelta
 
 import torch
 import torch.distributed as dist
-from torch import nn
 
 from .config import RunConfig
 from .seeds import mix_seed
@@ -126,7 +125,7 @@ class Worker:
         from ..partition import load_manifest, load_part
         from ..progress import ProgressLine
         from .epochs import epochs_for, resolve_task
-        from .replica import Replica, accepts_edge_features
+        from .replica import Replica, accepts_edge_features, size_lazy_layers
         from .shard import build_graph, check_columns, merge_parts
 
         t0 = time.perf_counter()
@@ -178,10 +177,7 @@ class Worker:
         torch.manual_seed(c.seed)  # the same initial parameters on every rank
         model = self._build_model(int(self.x.shape[1]), out_channels, 0 if e is None else int(e.shape[1])).to(dev)
         self.inputs = {"e": e} if e is not None and accepts_edge_features(model) else {}
-        if any(isinstance(p, nn.parameter.UninitializedParameter) for p in model.parameters()):
-            model.eval()  # lazy layers take their sizes from one forward (the same on every rank)
-            with torch.no_grad():
-                model(self.x, self.graph, **self.inputs)
+        size_lazy_layers(model, self.x, self.graph, self.inputs)  # the same on every rank
         self.replica = Replica(model, c.learning_rate, c.weight_decay, dev)
         self.epoch = 0
         worker_epochs, _ = epochs_for(c.mode)

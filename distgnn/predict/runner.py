@@ -22,7 +22,6 @@ import time
 
 import numpy as np
 import torch
-from torch import nn
 
 __all__ = ["load_inference", "begin_inference", "inference_step", "finish_inference", "peak_rss_mb", "rss_mb"]
 
@@ -47,7 +46,7 @@ def load_inference(worker, parts_dir: str, part_ids: list[int], starts: list[int
     import torch.distributed as dist
 
     from ..launch.epochs import resolve_task
-    from ..launch.replica import accepts_edge_features
+    from ..launch.replica import accepts_edge_features, size_lazy_layers
     from ..partition import load_part
     from ..launch.shard import build_graph, merge_parts
 
@@ -102,10 +101,7 @@ def load_inference(worker, parts_dir: str, part_ids: list[int], starts: list[int
         model = worker._build_model(in_channels, out_channels, edge_dim).to(dev)
     takes_e = accepts_edge_features(model) and getattr(model, "takes_edges", True)  # a LinkModel's encoder's
     worker.inputs = {"e": e} if e is not None and takes_e else {}
-    if any(isinstance(p, nn.parameter.UninitializedParameter) for p in model.parameters()):
-        model.eval()
-        with torch.no_grad():
-            model(worker.x, worker.graph, **worker.inputs)
+    size_lazy_layers(model, worker.x, worker.graph, worker.inputs)
     try:
         model.load_state_dict({k: v.to(dev) for k, v in state["model"].items()})
     except (RuntimeError, KeyError) as err:
